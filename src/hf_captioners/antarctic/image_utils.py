@@ -1,0 +1,1 @@
+../altogether/image_utils.py
