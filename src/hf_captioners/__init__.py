@@ -1,5 +1,33 @@
-"""hf-captioners: Altogether and antarctic-captions as Transformers-native captioners."""
+"""hf-captioners: Altogether and antarctic-captions as Transformers-native captioners.
+
+Names are imported on first use, so `import hf_captioners` (and the CLI) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+# public name -> module that defines it
+_LAZY = {
+    "ToyWorldConfig": "hf_captioners.toyworld",
+    "generate_toyworld": "hf_captioners.toyworld",
+    "load_hf_split": "hf_captioners.toyworld",
+    "load_rgb_image": "hf_captioners.altogether.image_utils",
+    "ImageInputError": "hf_captioners.altogether.image_utils",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hf_captioners' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)
