@@ -23,11 +23,11 @@ demo-fast: $(STAMP)
 
 test: $(STAMP)
 	@home=$$(mktemp -d); trap 'rm -rf "$$home"' EXIT; \
-	$(TEST_ENV) HF_HOME=$$home $(PY) -m ruff check src tests examples benchmarks && \
+	$(TEST_ENV) HF_HOME=$$home $(PY) -m ruff check . && \
 	$(TEST_ENV) HF_HOME=$$home $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests examples benchmarks
+	$(PY) -m ruff check .
 
 bench: $(STAMP)
 	$(TEST_ENV) $(PY) -m benchmarks $(BENCH_ARGS)
