@@ -1,0 +1,252 @@
+"""Processor for Altogether / ClipCap: CLIP image preprocessing + the original's fixed token layout.
+
+Every example is `[<image> x prefix_length][alt-text, left-padded to prompt_length][caption + eos]`.
+The prompt's pads are attended (attention mask 1, as in the original, so positions run on); only the
+right padding of captions is masked. Because all prompts share one length, batched generation needs no
+left padding and equals per-example generation.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+
+import torch
+from transformers import CLIPImageProcessorPil, ProcessorMixin
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+from .image_utils import load_rgb_image
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AltogetherProcessor", "clean_text", "join_alt_texts"]
+
+IGNORE_INDEX = -100
+_TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,500}>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACE = re.compile(r"\s+")
+
+
+def clean_text(text, name: str = "text", strip_html: bool = True) -> str:
+    """Web text -> clean str: bytes decoded as UTF-8 (bad bytes become U+FFFD), lone surrogates replaced,
+    HTML entities unescaped and tags removed (alt-texts are scraped HTML), whitespace collapsed."""
+    if text is None:
+        return ""
+    if isinstance(text, (bytes, bytearray)):
+        decoded = bytes(text).decode("utf-8", errors="replace")
+        if "\ufffd" in decoded:
+            logger.warning("%s: invalid UTF-8 bytes replaced by U+FFFD", name)
+        text = decoded
+    if not isinstance(text, str):
+        raise TypeError(f"{name}: expected a string, bytes or None, got {type(text).__name__}")
+    text = text.encode("utf-8", errors="replace").decode("utf-8")
+    if strip_html:
+        text = _TAG.sub(" ", html.unescape(text))
+    return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
+
+
+def join_alt_texts(alt_text, name: str = "alt_text", strip_html: bool = True) -> str:
+    """One image's alt-text(s) -> the prompt string: deduplicated in order, joined by "; " (the original's
+    inference format). None / "" / [] mean no alt-text."""
+    if alt_text is None or isinstance(alt_text, (str, bytes, bytearray)):
+        return clean_text(alt_text, name, strip_html)
+    if not isinstance(alt_text, (list, tuple)):
+        raise TypeError(f"{name}: expected a string, a list of strings or None, got {type(alt_text).__name__}")
+    texts = [clean_text(t, f"{name}[{i}]", strip_html) for i, t in enumerate(alt_text)]
+    return "; ".join(dict.fromkeys(t for t in texts if t))
+
+
+def _is_single_image(images) -> bool:
+    return not isinstance(images, (list, tuple)) and not (
+        isinstance(images, torch.Tensor) and images.ndim == 4
+    )
+
+
+class AltogetherProcessor(ProcessorMixin):
+    """CLIP image processor (PIL backend, bit-exact with open_clip's eval transform) + LM tokenizer.
+
+    `processor(images, alt_text=..., captions=..., return_tensors="pt")` -> input_ids, attention_mask,
+    pixel_values (+ labels with captions). `text=` is an alias of `alt_text` (the image-text-to-text pipeline
+    passes the alt-text as text). Without images it builds the text side only, for cached `image_embeds`.
+    """
+
+    def __init__(
+        self,
+        image_processor=None,
+        tokenizer=None,
+        prefix_length: int = 40,
+        prompt_length: int = 128,
+        max_length: int = 320,
+        image_token: str = "<image>",
+        strip_html: bool = True,
+        **kwargs,
+    ):
+        self.prefix_length = prefix_length
+        self.prompt_length = prompt_length
+        self.max_length = max_length
+        self.image_token = image_token
+        self.strip_html = strip_html
+        if type(image_processor).__name__ == "CLIPImageProcessor":
+            # AutoImageProcessor picks the torchvision backend on load; only the PIL one matches open_clip exactly
+            image_processor = CLIPImageProcessorPil.from_dict(image_processor.to_dict())
+        super().__init__(image_processor, tokenizer, **kwargs)
+        self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
+        if self.image_token_id is None or self.image_token_id == tokenizer.unk_token_id:
+            raise ValueError(f"the tokenizer has no {image_token!r} token: build with AltogetherProcessor.from_backbones")
+        if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer needs a pad and an eos token")
+        if max_length <= prefix_length + prompt_length:
+            raise ValueError(f"max_length={max_length} leaves no room for a caption after {prefix_length}+{prompt_length}")
+
+    @staticmethod
+    def default_image_processor(image_size: int = 224) -> CLIPImageProcessorPil:
+        """Resize shortest edge (bicubic) + center crop + OpenAI CLIP normalisation: open_clip's eval transform."""
+        return CLIPImageProcessorPil(
+            size={"shortest_edge": image_size},
+            crop_size={"height": image_size, "width": image_size},
+            resample=3,  # PIL bicubic
+            do_resize=True,
+            do_center_crop=True,
+            do_rescale=True,
+            do_normalize=True,
+            do_convert_rgb=True,
+            image_mean=list(OPENAI_CLIP_MEAN),
+            image_std=list(OPENAI_CLIP_STD),
+        )
+
+    @classmethod
+    def from_backbones(
+        cls, image_processor, tokenizer, prefix_length: int = 40, prompt_length: int = 128, **kwargs
+    ) -> AltogetherProcessor:
+        """Add `<image>` (and a `<pad>` if the tokenizer has none) to `tokenizer` and wrap both.
+
+        `image_processor`: an image processor, an int (image size for `default_image_processor`) or None (224).
+        Then build the model with `AltogetherForConditionalGeneration.from_backbones(..., processor=this)`,
+        which grows the LM's embeddings to the new vocabulary.
+        """
+        if image_processor is None or isinstance(image_processor, int):
+            image_processor = cls.default_image_processor(image_processor or 224)
+        image_token = kwargs.get("image_token", "<image>")
+        tokenizer.add_tokens([image_token], special_tokens=True)
+        if tokenizer.pad_token is None:
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
+        tokenizer.padding_side = "left"
+        tokenizer.init_kwargs["padding_side"] = "left"
+        return cls(image_processor, tokenizer, prefix_length=prefix_length, prompt_length=prompt_length, **kwargs)
+
+    # ---- encoding ----
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        # a literal "<image>" in user text must never become a placeholder
+        return [[t for t in seq if t != self.image_token_id] for seq in ids]
+
+    def build_prompt_ids(self, alt_texts: list[str]) -> list[list[int]]:
+        """`prefix_length` placeholders + the alt-text's first `prompt_length` tokens, left-padded."""
+        pad = self.tokenizer.pad_token_id
+        rows = []
+        for ids in self._encode(alt_texts) if self.prompt_length else [[] for _ in alt_texts]:
+            ids = ids[: self.prompt_length]
+            rows.append([self.image_token_id] * self.prefix_length + [pad] * (self.prompt_length - len(ids)) + ids)
+        return rows
+
+    def __call__(
+        self,
+        images=None,
+        text=None,
+        alt_text=None,
+        captions=None,
+        return_tensors: str | None = "pt",
+        **kwargs,
+    ) -> BatchFeature:
+        if text is not None and alt_text is not None:
+            raise ValueError("pass the alt-text as `alt_text` or `text`, not both")
+        alt_text = text if alt_text is None else alt_text
+        for unused in ("padding", "truncation", "max_length", "add_special_tokens"):
+            kwargs.pop(unused, None)  # the layout is fixed; pipelines pass these generically
+
+        single = images is not None and _is_single_image(images)
+        if images is not None:
+            images = [images] if single else list(images)
+            batch = len(images)
+        elif captions is not None and not isinstance(captions, (str, bytes)):
+            batch = len(captions)
+        elif isinstance(alt_text, (list, tuple)):
+            batch = len(alt_text)
+        elif alt_text is not None or captions is not None:
+            batch = 1
+            single = True
+        else:
+            raise ValueError("pass images, alt_text or captions")
+
+        if single:
+            alt_list = [alt_text]
+        elif alt_text is None:
+            alt_list = [None] * batch
+        elif isinstance(alt_text, (list, tuple)) and len(alt_text) == batch:
+            alt_list = list(alt_text)
+        else:
+            raise ValueError(f"alt_text must be a list with one entry per image ({batch}), got {type(alt_text).__name__}")
+        if captions is not None:
+            captions = [captions] if isinstance(captions, (str, bytes)) else list(captions)
+            if len(captions) != batch:
+                raise ValueError(f"got {len(captions)} captions for {batch} examples")
+
+        prompts = [join_alt_texts(a, f"alt_text[{i}]", self.strip_html) for i, a in enumerate(alt_list)]
+        input_ids = self.build_prompt_ids(prompts)
+        attention_mask = [[1] * len(row) for row in input_ids]
+        data = {}
+        if captions is not None:
+            labels = [[IGNORE_INDEX] * len(row) for row in input_ids]
+            budget = self.max_length - self.prefix_length - self.prompt_length
+            texts = [clean_text(c, f"captions[{i}]", self.strip_html) for i, c in enumerate(captions)]
+            targets = [ids[: budget - 1] + [self.tokenizer.eos_token_id] for ids in self._encode(texts)]
+            longest = max(len(t) for t in targets)
+            pad = self.tokenizer.pad_token_id
+            for row, mask, label, target in zip(input_ids, attention_mask, labels, targets):
+                fill = longest - len(target)
+                row += target + [pad] * fill
+                mask += [1] * len(target) + [0] * fill
+                label += target + [IGNORE_INDEX] * fill
+            data["labels"] = labels
+        data["input_ids"] = input_ids
+        data["attention_mask"] = attention_mask
+
+        if images is not None:
+            rgb = [load_rgb_image(image, name=f"images[{i}]") for i, image in enumerate(images)]
+            pixel_values = self.image_processor(rgb, return_tensors="pt", **kwargs)["pixel_values"]
+            data["pixel_values"] = pixel_values
+        return BatchFeature(data, tensor_type=return_tensors)
+
+    # ---- decoding ----
+    def _strip_prompt(self, sequence) -> list[int]:
+        ids = sequence.tolist() if hasattr(sequence, "tolist") else list(sequence)
+        start = self.prefix_length + self.prompt_length
+        if len(ids) >= self.prefix_length and all(t == self.image_token_id for t in ids[: self.prefix_length]):
+            return ids[start:]
+        return ids
+
+    def batch_decode(self, sequences, skip_special_tokens: bool = True, **kwargs) -> list[str]:
+        """Decode `generate` output (full sequences or new tokens only) to captions, prompt removed."""
+        if hasattr(sequences, "ndim") and sequences.ndim == 1:
+            sequences = sequences[None]
+        texts = self.tokenizer.batch_decode(
+            [self._strip_prompt(s) for s in sequences], skip_special_tokens=skip_special_tokens, **kwargs
+        )
+        return [t.strip() for t in texts]
+
+    def decode(self, sequence, skip_special_tokens: bool = True, **kwargs) -> str:
+        return self.batch_decode([sequence], skip_special_tokens=skip_special_tokens, **kwargs)[0]
+
+    def post_process_image_text_to_text(self, generated_outputs, skip_special_tokens: bool = True, **kwargs):
+        return self.batch_decode(generated_outputs, skip_special_tokens=skip_special_tokens, **kwargs)
+
+    @property
+    def model_input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", "pixel_values"]
+
+
+AltogetherProcessor.register_for_auto_class()
