@@ -1,0 +1,338 @@
+"""The n-gram cache of antarctic-captions: entries, L2-normalised CLIP text embeddings, exact and faiss top-k.
+
+Like transformers' `RagRetriever`, it is a plain object (not an `nn.Module`) that the model owns and that can be
+swapped at inference: its weights are data, saved beside the model as `entries.txt` + `cache.safetensors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["AntarcticCache", "CacheError", "build_ngram_entries"]
+
+ENTRIES_NAME = "entries.txt"
+EMBEDDINGS_NAME = "cache.safetensors"
+TextEncoder = Callable[[list[str]], torch.Tensor]
+
+
+class CacheError(ValueError):
+    """A cache or corpus that cannot be used; the message names the source and the offending entries."""
+
+
+def _preview(items: Sequence, limit: int = 5) -> str:
+    shown = ", ".join(repr(x) for x in list(items)[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def build_ngram_entries(
+    corpus: Iterable[str], num_unigrams: int = 25_000, num_bigrams: int = 25_000, min_bigram_freq: int = 3
+) -> list[str]:
+    """Cache entries as the release built them from COCO captions.
+
+    All captions are lower-cased and `wordpunct_tokenize`d into ONE flat token list (so bigrams also span
+    caption boundaries, as in the original); unigrams are the most frequent tokens, bigrams the collocations
+    seen at least `min_bigram_freq` times ranked by PMI.
+    """
+    from nltk import FreqDist
+    from nltk.collocations import BigramAssocMeasures, BigramCollocationFinder
+    from nltk.tokenize import wordpunct_tokenize
+
+    tokens = [token for text in corpus for token in wordpunct_tokenize(text.lower())]
+    if not tokens:
+        raise CacheError("corpus: no tokens to build a cache from (empty corpus or only whitespace)")
+    unigrams = [word for word, _ in FreqDist(tokens).most_common(num_unigrams)]
+    finder = BigramCollocationFinder.from_words(tokens)
+    finder.apply_freq_filter(min_bigram_freq)
+    bigrams = [" ".join(pair) for pair in finder.nbest(BigramAssocMeasures.pmi, num_bigrams)] if num_bigrams else []
+    return unigrams + bigrams
+
+
+def _check_entries(entries: Sequence[str], source: str, allow_punctuation_only: bool) -> list[str]:
+    if isinstance(entries, str):
+        raise CacheError(f"{source}: expected a list of entries, got a single string {entries!r}")
+    entries = list(entries)
+    if not entries:
+        raise CacheError(f"{source}: no entries")
+    bad_type = [e for e in entries if not isinstance(e, str)]
+    if bad_type:
+        raise CacheError(f"{source}: entries must be strings, got {_preview(bad_type)}")
+    blank = [i for i, e in enumerate(entries) if not e.strip()]
+    if blank:
+        raise CacheError(f"{source}: empty or whitespace-only entries at positions {_preview(blank)}")
+    multiline = [e for e in entries if "\n" in e or "\r" in e]
+    if multiline:
+        raise CacheError(f"{source}: entries cannot contain line breaks: {_preview(multiline)}")
+    padded = [e for e in entries if e != e.strip()]
+    if padded:
+        raise CacheError(f"{source}: entries with leading/trailing whitespace: {_preview(padded)}")
+    if not allow_punctuation_only:
+        punct = [e for e in entries if not any(ch.isalnum() for ch in e)]
+        if punct:
+            raise CacheError(f"{source}: entries with only punctuation carry no content: {_preview(punct)}")
+    seen, dups = set(), []
+    for e in entries:
+        if e in seen:
+            dups.append(e)
+        seen.add(e)
+    if dups:
+        raise CacheError(f"{source}: duplicate entries {_preview(sorted(set(dups)))}")
+    return entries
+
+
+def _check_embeddings(embeddings, count: int, source: str) -> torch.Tensor:
+    if isinstance(embeddings, np.ndarray):
+        if not np.issubdtype(embeddings.dtype, np.floating):
+            raise CacheError(f"{source}: embeddings must be floating point, got dtype {embeddings.dtype}")
+        embeddings = torch.from_numpy(np.ascontiguousarray(embeddings))
+    if not isinstance(embeddings, torch.Tensor) or not embeddings.is_floating_point():
+        raise CacheError(f"{source}: embeddings must be a floating-point tensor or array")
+    if embeddings.ndim != 2:
+        raise CacheError(f"{source}: embeddings must be 2-D [entries, dim], got shape {tuple(embeddings.shape)}")
+    if embeddings.shape[0] != count:
+        raise CacheError(f"{source}: {count} entries but {embeddings.shape[0]} embedding rows")
+    embeddings = embeddings.detach().to(torch.float32)
+    bad = (~torch.isfinite(embeddings)).any(dim=1).nonzero().flatten().tolist()
+    if bad:
+        raise CacheError(f"{source}: NaN or infinite embeddings in rows {_preview(bad)}")
+    norms = embeddings.norm(dim=1, keepdim=True)
+    zero = (norms.squeeze(1) == 0).nonzero().flatten().tolist()
+    if zero:
+        raise CacheError(f"{source}: all-zero embeddings (no direction) in rows {_preview(zero)}")
+    return (embeddings / norms).contiguous()
+
+
+def _atomic_save(path: Path, write: Callable[[str], None]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class AntarcticCache:
+    """Cache entries (strings) with unit-norm embeddings [N, D]; top-k by cosine, exact or through faiss.
+
+    `text_encoder` (list of strings -> [n, D] tensor) embeds new entries; the model makes one with
+    `model.text_encoder(clip_tokenizer)`.
+    """
+
+    def __init__(
+        self,
+        entries: Sequence[str],
+        embeddings,
+        text_encoder: TextEncoder | None = None,
+        source: str = "cache",
+        allow_punctuation_only: bool = False,
+    ):
+        self.entries = _check_entries(entries, source, allow_punctuation_only)
+        self.embeddings = _check_embeddings(embeddings, len(self.entries), source)
+        self.text_encoder = text_encoder
+        self.index = None
+        self._index_kind = None
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __repr__(self) -> str:
+        return f"AntarcticCache(entries={len(self)}, dim={self.dim}, index={self._index_kind})"
+
+    @property
+    def dim(self) -> int:
+        return self.embeddings.shape[1]
+
+    @staticmethod
+    def embed(texts: Sequence[str], text_encoder: TextEncoder, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
+        """CLIP text embeddings of `texts` in batches, L2-normalised, on the CPU in float32."""
+        chunks = []
+        for start in tqdm(range(0, len(texts), batch_size), desc="embedding cache entries", disable=not progress):
+            with torch.no_grad():
+                chunks.append(text_encoder(list(texts[start : start + batch_size])).detach().float().cpu())
+        embeddings = torch.cat(chunks)
+        return embeddings / embeddings.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    @classmethod
+    def from_corpus(
+        cls,
+        corpus: Iterable[str],
+        text_encoder: TextEncoder,
+        num_unigrams: int = 25_000,
+        num_bigrams: int = 25_000,
+        min_bigram_freq: int = 3,
+        batch_size: int = 256,
+        progress: bool = True,
+    ) -> AntarcticCache:
+        entries = build_ngram_entries(corpus, num_unigrams, num_bigrams, min_bigram_freq)
+        logger.info("built %d cache entries; embedding them", len(entries))
+        embeddings = cls.embed(entries, text_encoder, batch_size, progress)
+        return cls(entries, embeddings, text_encoder, source="corpus", allow_punctuation_only=True)
+
+    def add(
+        self,
+        entries: Sequence[str],
+        embeddings=None,
+        text_encoder: TextEncoder | None = None,
+        batch_size: int = 256,
+        progress: bool = False,
+    ) -> AntarcticCache:
+        """Append custom entries (e.g. a person's name), embedding only them; returns self."""
+        entries = _check_entries(entries, "cache.add", allow_punctuation_only=False)
+        present = set(self.entries)
+        clash = [e for e in entries if e in present]
+        if clash:
+            raise CacheError(f"cache.add: entries already in the cache {_preview(clash)}")
+        if embeddings is None:
+            encoder = text_encoder or self.text_encoder
+            if encoder is None:
+                raise CacheError(
+                    "cache.add: no text encoder to embed the new entries; pass embeddings= or "
+                    "text_encoder=model.text_encoder(processor.clip_tokenizer)"
+                )
+            embeddings = self.embed(entries, encoder, batch_size, progress)
+        embeddings = _check_embeddings(embeddings, len(entries), "cache.add")
+        if embeddings.shape[1] != self.dim:
+            raise CacheError(f"cache.add: embeddings have dim {embeddings.shape[1]}, the cache has {self.dim}")
+        self.entries.extend(entries)
+        self.embeddings = torch.cat([self.embeddings, embeddings.to(self.embeddings.device)])
+        if self.index is not None:
+            self.index.add(embeddings.cpu().numpy())
+        return self
+
+    def to(self, device) -> AntarcticCache:
+        self.embeddings = self.embeddings.to(device)
+        return self
+
+    # ---- search -----------------------------------------------------------------------------------------
+    def search(
+        self, query_embeds: torch.Tensor, k: int, max_block_elements: int = 1 << 25, use_index: bool | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k entries per query by cosine, descending: (scores [B, k], indices [B, k]).
+
+        Exact search walks the entries in blocks and merges a running top-k, so memory stays at
+        B x block (at most `max_block_elements` floats) however large the cache is.
+        """
+        if query_embeds.ndim != 2 or query_embeds.shape[1] != self.dim:
+            raise CacheError(f"search: queries must be [B, {self.dim}], got shape {tuple(query_embeds.shape)}")
+        if not 1 <= k <= len(self):
+            raise CacheError(f"search: k={k} must be between 1 and the cache size {len(self)}")
+        queries = query_embeds.detach().float()
+        queries = queries / queries.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        if use_index or (use_index is None and self.index is not None):
+            return self._search_index(queries, k)
+        if self.embeddings.device != queries.device:
+            self.embeddings = self.embeddings.to(queries.device)
+        batch = queries.shape[0]
+        block = max(k, max_block_elements // max(batch, 1))
+        best_scores = queries.new_empty(batch, 0)
+        best_ids = torch.empty(batch, 0, dtype=torch.long, device=queries.device)
+        for start in range(0, len(self), block):
+            scores = queries @ self.embeddings[start : start + block].T
+            top_scores, top_ids = scores.topk(min(k, scores.shape[1]), dim=1)
+            best_scores = torch.cat([best_scores, top_scores], dim=1)
+            best_ids = torch.cat([best_ids, top_ids + start], dim=1)
+            if best_scores.shape[1] > k:
+                best_scores, order = best_scores.topk(k, dim=1)
+                best_ids = best_ids.gather(1, order)
+        order = best_scores.argsort(dim=1, descending=True, stable=True)
+        return best_scores.gather(1, order), best_ids.gather(1, order)
+
+    def build_index(self, kind: str = "hnsw", nlist: int | None = None, nprobe: int = 16, hnsw_m: int = 32,
+                    ef_search: int = 128, ef_construction: int = 80) -> AntarcticCache:
+        """Approximate inner-product index (faiss): 'flat' (exact), 'ivf' or 'hnsw'. Needs `faiss-cpu`."""
+        try:
+            import faiss
+        except ImportError as error:
+            raise ImportError("build_index needs faiss: pip install faiss-cpu") from error
+        data = self.embeddings.cpu().numpy()
+        if kind == "flat":
+            index = faiss.IndexFlatIP(self.dim)
+        elif kind == "ivf":
+            nlist = nlist or max(1, int(4 * np.sqrt(len(self))))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            rng = np.random.default_rng(0)
+            sample = data[rng.choice(len(data), size=min(len(data), 64 * nlist), replace=False)]
+            index.train(sample)
+            index.nprobe = nprobe
+        elif kind == "hnsw":
+            index = faiss.IndexHNSWFlat(self.dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = ef_construction
+            index.hnsw.efSearch = ef_search
+        else:
+            raise ValueError(f"build_index: unknown kind {kind!r}; choose 'flat', 'ivf' or 'hnsw'")
+        index.add(data)
+        self.index, self._index_kind = index, kind
+        return self
+
+    def _search_index(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.index is None:
+            raise CacheError("search: use_index=True but no index was built (call build_index first)")
+        scores, ids = self.index.search(queries.cpu().numpy(), k)
+        return torch.from_numpy(scores).to(queries.device), torch.from_numpy(ids).long().to(queries.device)
+
+    # ---- tables ----------------------------------------------------------------------------------------
+    def lookup(self, indices: torch.Tensor) -> list[list[str]]:
+        return [[self.entries[i] for i in row] for row in indices.tolist()]
+
+    @staticmethod
+    def linearize(entries: Sequence[str], separator: str = " | ") -> str:
+        """The original table text: every entry followed by the separator, `"e1 | e2 | ... | ek | "`."""
+        return "".join(entry + separator for entry in entries)
+
+    # ---- files -----------------------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        text = "".join(entry + "\n" for entry in self.entries)
+        _atomic_save(folder / ENTRIES_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
+        tensors = {"embeddings": self.embeddings.detach().cpu().contiguous()}
+        meta = {"num_entries": str(len(self)), "dim": str(self.dim)}
+        _atomic_save(folder / EMBEDDINGS_NAME, lambda p: save_file(tensors, p, metadata=meta))
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, text_encoder: TextEncoder | None = None, **hub_kwargs) -> AntarcticCache:
+        """Load `entries.txt` + `cache.safetensors` from a local folder or a Hub repo."""
+        from transformers.utils import cached_file
+
+        entries_file = cached_file(str(path), ENTRIES_NAME, **hub_kwargs)
+        embeddings_file = cached_file(str(path), EMBEDDINGS_NAME, **hub_kwargs)
+        entries = _read_lines(entries_file)
+        embeddings = load_file(embeddings_file)["embeddings"]
+        return cls(entries, embeddings, text_encoder, source=str(path), allow_punctuation_only=True)
+
+    @classmethod
+    def from_original(cls, txt_path: str | os.PathLike, npy_path: str | os.PathLike,
+                      text_encoder: TextEncoder | None = None) -> AntarcticCache:
+        """Import the release format: one entry a line in `.txt`, float32 [N, D] in `.npy` (no pickles)."""
+        entries = _read_lines(txt_path)
+        try:
+            embeddings = np.load(npy_path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise CacheError(f"{npy_path}: not a readable .npy array ({error})") from error
+        source = f"{txt_path} + {npy_path}"
+        if embeddings.ndim != 2:
+            raise CacheError(f"{source}: embeddings must be 2-D [entries, dim], got shape {embeddings.shape}")
+        return cls(entries, embeddings, text_encoder, source=source, allow_punctuation_only=True)
+
+
+def _read_lines(path) -> list[str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise CacheError(f"{path}: cannot read cache entries ({error})") from error
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
