@@ -16,6 +16,9 @@ _LAZY = {
     "load_hf_split": "hf_captioners.toyworld",
     "load_rgb_image": "hf_captioners.altogether.image_utils",
     "ImageInputError": "hf_captioners.altogether.image_utils",
+    "AltogetherConfig": "hf_captioners.altogether",
+    "AltogetherForConditionalGeneration": "hf_captioners.altogether",
+    "AltogetherProcessor": "hf_captioners.altogether",
 }
 
 __all__ = ["__version__", *_LAZY]
