@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from transformers import BatchEncoding, ProcessorMixin
+from transformers import BatchEncoding, CLIPImageProcessor, CLIPImageProcessorPil, ProcessorMixin
 
 from .image_utils import ImageInputError, load_rgb_image
 
@@ -21,6 +21,9 @@ class AntarcticProcessor(ProcessorMixin):
         self.encoder_max_length = encoder_max_length
         self.decoder_max_length = decoder_max_length
         self.clip_max_length = clip_max_length
+        if isinstance(image_processor, CLIPImageProcessor):
+            # loading picks the torchvision backend; the PIL one is the one that matches open_clip's transform
+            image_processor = CLIPImageProcessorPil.from_dict(image_processor.to_dict())
         super().__init__(image_processor, tokenizer, clip_tokenizer)
 
     def linearize(self, entries: Sequence[str]) -> str:
@@ -77,3 +80,6 @@ def _as_list(value, name: str) -> list:
     if not value:
         raise ValueError(f"{name}: empty list")
     return value
+
+
+AntarcticProcessor.register_for_auto_class()
