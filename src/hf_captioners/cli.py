@@ -10,6 +10,7 @@ import sys
 # name -> (module, help). A module provides `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS = {
     "toyworld": ("hf_captioners.toyworld.cli", "generate the seeded toy world in the real datasets' formats"),
+    "stories": ("hf_captioners.stories_cli", "continue captions (or captioned images) into stories with a causal LM"),
     "demo": ("hf_captioners.demo", "run the toy-world reproduction end to end"),
 }
 
