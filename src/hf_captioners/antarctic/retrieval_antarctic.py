@@ -109,7 +109,9 @@ def _check_embeddings(embeddings, count: int, source: str) -> torch.Tensor:
     zero = (norms.squeeze(1) == 0).nonzero().flatten().tolist()
     if zero:
         raise CacheError(f"{source}: all-zero embeddings (no direction) in rows {_preview(zero)}")
-    return (embeddings / norms).contiguous()
+    if (norms - 1).abs().max() > 1e-6:  # leave unit rows bit-identical, so save/load round-trips exactly
+        embeddings = embeddings / norms
+    return embeddings.contiguous()
 
 
 def _atomic_save(path: Path, write: Callable[[str], None]) -> None:

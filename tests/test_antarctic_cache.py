@@ -1,0 +1,162 @@
+"""The n-gram cache: faithful building, exact chunked top-k, files, custom entries and bad input."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from hf_captioners.antarctic import AntarcticCache, CacheError, build_ngram_entries
+
+CORPUS = [
+    "A red circle on a blue background.",
+    "a red circle, next to a green square",
+    "There is a red circle on the left!",
+    "a green square on a noisy background",
+    "A blue star and a red circle.",
+    "a green square drawn on a noisy background",
+    "red circle; green square; blue star",
+]
+
+
+def reference_entries(corpus, n_uni, n_bi, min_freq):
+    """Independent re-statement: nltk tokenizer, Counter, and PMI = log2(n_ab * N / (n_a * n_b))."""
+    from nltk import bigrams
+    from nltk.tokenize import wordpunct_tokenize
+
+    tokens = [t for text in corpus for t in wordpunct_tokenize(text.lower())]
+    unigram_counts = Counter(tokens)
+    unigrams = [w for w, _ in unigram_counts.most_common(n_uni)]
+    pair_counts = Counter(bigrams(tokens))
+    n = len(tokens)
+    word_counts = Counter(tokens)
+    scored = [
+        (math.log2(c * n) - math.log2(word_counts[a] * word_counts[b]), (a, b))
+        for (a, b), c in pair_counts.items() if c >= min_freq
+    ]
+    scored.sort(key=lambda item: (-item[0], item[1]))
+    return unigrams + [" ".join(pair) for _, pair in scored[:n_bi]]
+
+
+@pytest.mark.parametrize("sizes", [(10, 5, 3), (100, 100, 2), (3, 0, 3)])
+def test_building_equals_independent_nltk_computation(sizes):
+    assert build_ngram_entries(CORPUS, *sizes) == reference_entries(CORPUS, *sizes)
+
+
+def test_building_keeps_flat_token_list_across_captions():
+    # "background" ends one caption and "a" starts the next: the flat list makes ("background", "a") a bigram
+    entries = build_ngram_entries(["x background", "a y", "z background", "a w", "q background", "a v"], 50, 50, 3)
+    assert "background a" in entries
+
+
+def random_cache(n=50, d=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return AntarcticCache([f"entry {i}" for i in range(n)], torch.randn(n, d, generator=g))
+
+
+def test_embeddings_are_unit_norm_and_search_matches_brute_force_in_any_block_size():
+    cache = random_cache(257, 8)
+    assert torch.allclose(cache.embeddings.norm(dim=1), torch.ones(257), atol=1e-6)
+    queries = torch.randn(5, 8, generator=torch.Generator().manual_seed(1))
+    expected_scores, expected_ids = (torch.nn.functional.normalize(queries, dim=1) @ cache.embeddings.T).topk(7, dim=1)
+    for block in (7 * 5, 64 * 5, 1 << 25):
+        scores, ids = cache.search(queries, 7, max_block_elements=block)
+        assert torch.equal(ids, expected_ids)
+        assert torch.allclose(scores, expected_scores, atol=1e-6)
+        assert (scores[:, :-1] >= scores[:, 1:]).all()
+
+
+def test_faiss_flat_index_agrees_with_exact_search():
+    pytest.importorskip("faiss")
+    cache = random_cache(300, 16)
+    queries = torch.randn(4, 16, generator=torch.Generator().manual_seed(2))
+    exact = cache.search(queries, 5)[1]
+    cache.build_index("flat")
+    assert torch.equal(cache.search(queries, 5)[1], exact)
+    cache.build_index("hnsw")
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(cache.search(queries, 5)[1].tolist(), exact.tolist())])
+    assert recall >= 0.8
+    cache.add(["new thing"], embeddings=queries[:1])
+    assert cache.search(queries[:1], 1)[1].item() == 300
+
+
+def test_save_and_load_roundtrip(tmp_path):
+    cache = AntarcticCache(["a dog", "the cat", "two birds"], torch.randn(3, 4))
+    cache.save_pretrained(tmp_path)
+    assert (tmp_path / "entries.txt").read_text() == "a dog\nthe cat\ntwo birds\n"
+    loaded = AntarcticCache.from_pretrained(tmp_path)
+    assert loaded.entries == cache.entries and torch.equal(loaded.embeddings, cache.embeddings)
+
+
+def test_import_original_release_format(tmp_path):
+    emb = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    (tmp_path / "c.txt").write_text("a\n.\nred car\n")
+    np.save(tmp_path / "c.npy", emb)
+    cache = AntarcticCache.from_original(tmp_path / "c.txt", tmp_path / "c.npy")
+    assert cache.entries == ["a", ".", "red car"]  # release caches keep punctuation unigrams
+    assert np.allclose(cache.embeddings.numpy(), emb / np.linalg.norm(emb, axis=1, keepdims=True), atol=1e-6)
+
+
+def test_add_embeds_only_the_new_entries():
+    calls = []
+
+    def encoder(texts):
+        calls.append(list(texts))
+        return torch.ones(len(texts), 4) + torch.arange(len(texts))[:, None]
+
+    cache = AntarcticCache(["a", "b"], torch.eye(4)[:2], text_encoder=encoder)
+    cache.add(["Geoff Hinton", "Ada Lovelace"])
+    assert calls == [["Geoff Hinton", "Ada Lovelace"]]
+    assert cache.entries[-2:] == ["Geoff Hinton", "Ada Lovelace"] and cache.embeddings.shape == (4, 4)
+
+
+@pytest.mark.parametrize(
+    ("entries", "embeddings", "message"),
+    [
+        ([], torch.zeros(0, 4), "no entries"),
+        (["a", "b", "a"], torch.randn(3, 4), "duplicate entries 'a'"),
+        (["a", "..."], torch.randn(2, 4), "only punctuation"),
+        (["a", "  "], torch.randn(2, 4), "whitespace-only"),
+        (["a", "b"], torch.randn(3, 4), "2 entries but 3 embedding rows"),
+        (["a", "b"], torch.tensor([[1.0, 0.0], [float("nan"), 1.0]]), "NaN or infinite embeddings in rows 1"),
+        (["a", "b"], torch.tensor([[1.0, 0.0], [0.0, 0.0]]), "all-zero"),
+        (["a", "b"], torch.randn(2, 4, 1), "2-D"),
+    ],
+)
+def test_bad_entries_and_embeddings_raise_clear_errors(entries, embeddings, message):
+    with pytest.raises(CacheError, match=message):
+        AntarcticCache(entries, embeddings)
+
+
+def test_bad_inputs_for_corpus_add_and_release_files(tmp_path):
+    with pytest.raises(CacheError, match="empty corpus"):
+        build_ngram_entries(["", "   "])
+    cache = random_cache(3, 4)
+    with pytest.raises(CacheError, match="already in the cache"):
+        cache.add(["entry 1"], embeddings=torch.randn(1, 4))
+    with pytest.raises(CacheError, match="only punctuation"):
+        cache.add(["?!"], embeddings=torch.randn(1, 4))
+    with pytest.raises(CacheError, match="dim 5, the cache has 4"):
+        cache.add(["new"], embeddings=torch.randn(1, 5))
+    with pytest.raises(CacheError, match="no text encoder"):
+        cache.add(["new"])
+    with pytest.raises(CacheError, match="queries must be"):
+        cache.search(torch.randn(2, 5), 1)
+    with pytest.raises(CacheError, match="k=9"):
+        cache.search(torch.randn(2, 4), 9)
+    (tmp_path / "c.txt").write_text("a\nb\nc\n")
+    np.save(tmp_path / "short.npy", np.ones((2, 4), np.float32))
+    with pytest.raises(CacheError, match=r"c.txt.*3 entries but 2 embedding rows"):
+        AntarcticCache.from_original(tmp_path / "c.txt", tmp_path / "short.npy")
+    np.save(tmp_path / "flat.npy", np.ones(12, np.float32))
+    with pytest.raises(CacheError, match="2-D"):
+        AntarcticCache.from_original(tmp_path / "c.txt", tmp_path / "flat.npy")
+    np.save(tmp_path / "ints.npy", np.ones((3, 4), np.int64))
+    with pytest.raises(CacheError, match="floating point"):
+        AntarcticCache.from_original(tmp_path / "c.txt", tmp_path / "ints.npy")
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with pytest.raises(CacheError, match="junk.npy: not a readable"):
+        AntarcticCache.from_original(tmp_path / "c.txt", tmp_path / "junk.npy")
