@@ -12,6 +12,7 @@ SUBCOMMANDS = {
     "toyworld": ("hf_captioners.toyworld.cli", "generate the seeded toy world in the real datasets' formats"),
     "stories": ("hf_captioners.stories_cli", "continue captions (or captioned images) into stories with a causal LM"),
     "demo": ("hf_captioners.demo", "run the toy-world reproduction end to end"),
+    "caption-shards": ("hf_captioners.recaption_cli", "re-caption webdataset shards, resumable and exactly once"),
 }
 
 
