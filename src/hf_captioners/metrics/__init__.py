@@ -10,7 +10,7 @@ import importlib
 
 __all__ = [
     "PTBTokenizer", "bleu_rouge", "caption_length_stats", "cider_d", "clip_scores", "ptb_tokenize",
-    "retention", "salient_terms",
+    "alt_text_retention", "salient_terms",
 ]
 
 _LAZY = {
@@ -18,7 +18,7 @@ _LAZY = {
     "ptb_tokenize": "hf_captioners.metrics.cider.ptb_tokenizer",
     "bleu_rouge": "hf_captioners.metrics.text",
     "clip_scores": "hf_captioners.metrics.clip_score",
-    "retention": "hf_captioners.metrics.retention",
+    "alt_text_retention": "hf_captioners.metrics.retention",
     "salient_terms": "hf_captioners.metrics.retention",
     "caption_length_stats": "hf_captioners.metrics.retention",
 }
