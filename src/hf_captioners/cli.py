@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "stories": ("hf_captioners.stories_cli", "continue captions (or captioned images) into stories with a causal LM"),
     "demo": ("hf_captioners.demo", "run the toy-world reproduction end to end"),
     "caption-shards": ("hf_captioners.recaption_cli", "re-caption webdataset shards, resumable and exactly once"),
+    "evaluate": ("hf_captioners.evaluation_cli", "caption an eval set and report CIDEr-D (no Java), BLEU, ROUGE-L, CLIPScore"),
 }
 
 
