@@ -213,6 +213,11 @@ class AntarcticCache:
             self.index.add(embeddings.cpu().numpy())
         return self
 
+    def copy(self) -> AntarcticCache:
+        """An independent cache (same entries and embeddings, no index) to extend without touching this one."""
+        return AntarcticCache(list(self.entries), self.embeddings.clone(), self.text_encoder,
+                              allow_punctuation_only=True)
+
     def to(self, device) -> AntarcticCache:
         self.embeddings = self.embeddings.to(device)
         return self

@@ -1,0 +1,226 @@
+"""antarctic-captions model: tables, retrieval, re-ranking, training/generation start, batching, files, pipeline."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hf_captioners.antarctic import AntarcticCache, AntarcticForConditionalGeneration, CacheError
+from hf_captioners.antarctic.image_utils import ImageInputError
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from hf_captioners.antarctic_tiny import tiny_antarctic
+    from hf_captioners.toyworld import ToyWorldConfig, generate_example
+
+    model, processor, texts = tiny_antarctic()
+    cache = AntarcticCache.from_corpus(texts, model.text_encoder(processor.clip_tokenizer), num_unigrams=40,
+                                       num_bigrams=40, progress=False)
+    model.set_cache(cache)
+    images = [Image.open(io.BytesIO(generate_example(ToyWorldConfig(), "eval", i).image_bytes)) for i in range(5)]
+    return model, processor, images
+
+
+def pixels(processor, images):
+    return processor(images=images)["pixel_values"]
+
+
+def test_tables_and_topk_order_equal_a_reference_restatement(tiny):
+    model, processor, images = tiny
+    px = pixels(processor, images)
+    entries, scores, image_embeds = model.retrieve(pixel_values=px, top_k=4)
+    cache = model.cache
+    reference = torch.nn.functional.normalize(image_embeds, dim=1) @ cache.embeddings.T
+    ref_scores, ref_ids = reference.topk(4, dim=1)
+    assert entries == [[cache.entries[i] for i in row] for row in ref_ids.tolist()]
+    assert torch.allclose(scores, ref_scores, atol=1e-6)
+    table = processor.linearize(entries[0])
+    assert table == f"{entries[0][0]} | {entries[0][1]} | {entries[0][2]} | {entries[0][3]} | "
+    assert model.caption(px[:1], processor, top_k=4, return_candidates=True)[0]["table"] == table
+    assert len(model.retrieve(pixel_values=px)[0][0]) == model.config.table_top_k == 10
+
+
+def test_reranking_picks_the_clip_argmax_of_the_candidates(tiny):
+    model, processor, images = tiny
+    px = pixels(processor, images[:3])
+    results = model.caption(px, processor, return_candidates=True, generate_kwargs={"max_new_tokens": 6})
+    image_embeds = model.get_image_features(px)
+    for result, image in zip(results, image_embeds):
+        tokens = processor.clip_tokenizer(result["candidates"], padding=True, return_tensors="pt")
+        text = torch.nn.functional.normalize(model.clip.get_text_features(**tokens).pooler_output, dim=1)
+        cosines = text @ torch.nn.functional.normalize(image, dim=0)
+        assert torch.allclose(torch.tensor(result["scores"]), cosines, atol=1e-5)
+        assert result["caption"] == result["candidates"][int(cosines.argmax())]
+        assert len(result["candidates"]) == 3  # beam 3, return 3
+
+
+def test_custom_entry_with_distinctive_embedding_enters_the_table(tiny):
+    model, processor, images = tiny
+    px = pixels(processor, images[:2])
+    cache = model.cache.copy()
+    cache.text_encoder = model.text_encoder(processor.clip_tokenizer)
+    before = len(cache)
+    cache.add(["geoff hinton"], embeddings=model.get_image_features(px[:1]))
+    cache.add(["ada lovelace"])  # embedded by the CLIP text tower, only the new entry
+    assert len(cache) == before + 2
+    old = model.cache
+    model.set_cache(cache)
+    try:
+        entries, _, _ = model.retrieve(pixel_values=px)
+        assert entries[0][0] == "geoff hinton"
+        assert "geoff hinton" in processor.linearize(entries[0])
+        assert torch.allclose(cache.embeddings[-1], model.text_encoder(processor.clip_tokenizer)(["ada lovelace"])[0],
+                              atol=1e-6)
+    finally:
+        model.set_cache(old)
+    with pytest.raises(CacheError, match="dim"):
+        model.set_cache(AntarcticCache(["a"], torch.ones(1, 3)))
+
+
+def test_training_decoder_start_matches_generation(tiny):
+    model, processor, images = tiny
+    batch = model.prepare_tables(pixels(processor, images[:2]), processor, captions=["A red circle.", "a star"])
+    assert (batch["labels"][:, 0] == processor.tokenizer.bos_token_id).all()
+    out = model(**batch)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    from transformers.models.bart.modeling_bart import shift_tokens_right
+
+    cfg = model.config.bart_config
+    decoder_inputs = shift_tokens_right(batch["labels"], cfg.pad_token_id, cfg.decoder_start_token_id)
+    generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                               num_beams=1, num_return_sequences=1, max_new_tokens=4)
+    assert torch.equal(generated[:, :2], decoder_inputs[:, :2])
+
+
+def test_batched_caption_equals_one_image_at_a_time(tiny):
+    model, processor, images = tiny
+    px = pixels(processor, images)
+    kwargs = {"generate_kwargs": {"max_new_tokens": 8}}
+    batched = model.caption(px, processor, **kwargs)
+    single = [model.caption(px[i : i + 1], processor, **kwargs)[0] for i in range(len(images))]
+    assert batched == single
+    grouped = model.caption(px, processor, max_sequences_per_generate=6, **kwargs)  # 2 images per generate
+    assert grouped == batched
+
+
+def test_sampling_many_candidates(tiny):
+    model, processor, images = tiny
+    torch.manual_seed(0)
+    results = model.caption(pixels(processor, images[:2]), processor, num_candidates=40, return_candidates=True,
+                            generate_kwargs={"do_sample": True, "top_p": 0.9, "temperature": 0.7, "max_new_tokens": 5})
+    for r in results:
+        assert len(r["candidates"]) == len(r["scores"]) == 40
+        assert r["caption"] == r["candidates"][int(np.argmax(r["scores"]))]
+
+
+def test_save_and_autoload_with_cache_and_frozen(tiny, tmp_path):
+    from transformers import AutoModel, AutoProcessor
+
+    model, processor, images = tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert set(config["auto_map"]) >= {"AutoConfig", "AutoModel", "AutoProcessor"}
+    assert config["custom_pipelines"]["image-to-text"]["impl"] == "pipeline_antarctic.AntarcticCaptionPipeline"
+    for name in ("entries.txt", "cache.safetensors", "modeling_antarctic.py", "retrieval_antarctic.py",
+                 "processing_antarctic.py", "image_utils.py", "pipeline_antarctic.py", "clip_tokenizer"):
+        assert (tmp_path / name).exists(), name
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(loaded, AntarcticForConditionalGeneration)
+    assert not any(p.requires_grad for p in loaded.parameters())
+    assert loaded.cache.entries == model.cache.entries
+    px = AutoProcessor.from_pretrained(tmp_path)(images=images[:2])["pixel_values"]
+    assert torch.equal(px, pixels(processor, images[:2]))
+    kwargs = {"generate_kwargs": {"max_new_tokens": 6}}
+    assert loaded.caption(px, processor, **kwargs) == model.caption(px, processor, **kwargs)
+    other = AntarcticCache(["only entry", "second"], torch.randn(2, model.config.projection_dim))
+    swapped = AutoModel.from_pretrained(tmp_path, cache=other)
+    assert swapped.cache is other
+
+
+def test_remote_code_and_pipeline_in_a_fresh_process_without_the_package(tiny, tmp_path):
+    model, processor, images = tiny
+    model.save_pretrained(tmp_path / "m")
+    processor.save_pretrained(tmp_path / "m")
+    images[0].save(tmp_path / "a.png")
+    script = textwrap.dedent(f"""
+        import importlib.abc, json, sys
+        class Hide(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "hf_captioners":
+                    raise ImportError("hidden for this test")
+        sys.meta_path.insert(0, Hide())
+        try:
+            import hf_captioners  # noqa
+            raise SystemExit("hf_captioners is importable")
+        except ImportError:
+            pass
+        from PIL import Image
+        from transformers import AutoModel, pipeline
+        model = AutoModel.from_pretrained({str(tmp_path / "m")!r}, trust_remote_code=True)
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        assert len(model.cache) == {len(model.cache)}
+        pipe = pipeline("image-to-text", model={str(tmp_path / "m")!r}, trust_remote_code=True)
+        image = Image.open({str(tmp_path / "a.png")!r})
+        one = pipe(image, alt_text="ignored", generate_kwargs={{"max_new_tokens": 6}})
+        many = pipe([image, image.convert("RGBA"), image.convert("P")], top_k=3, num_candidates=2,
+                    generate_kwargs={{"max_new_tokens": 6}}, batch_size=2)
+        print(json.dumps({{"one": one, "many": many}}))
+    """)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(out["one"]) == 1 and isinstance(out["one"][0]["generated_text"], str)
+    assert len(out["many"]) == 3 and all(len(item) == 1 and "generated_text" in item[0] for item in out["many"])
+    px = pixels(processor, [images[0]])
+    assert out["one"][0]["generated_text"] == model.caption(px, processor, generate_kwargs={"max_new_tokens": 6})[0]
+
+
+def test_pipeline_in_process_options(tiny, tmp_path):
+    from transformers import pipeline
+
+    model, processor, images = tiny
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    pipe = pipeline("image-to-text", model=str(tmp_path), trust_remote_code=True)
+    out = pipe(images[:2], top_k=2, return_candidates=True, generate_kwargs={"max_new_tokens": 5})
+    assert [len(o[0]["table"].split(" | ")) for o in out] == [3, 3]  # 2 entries + the trailing separator
+    with pytest.raises(TypeError, match="unexpected arguments"):
+        pipe(images[0], bogus=1)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: b"", "empty image data"),
+        (lambda p: b"not an image", "not a readable image"),
+        (lambda p: str(p / "missing.png"), "no such file"),
+        (lambda p: np.zeros((0, 4, 3), np.uint8), "expected an HxW"),
+        (lambda p: 42, "unsupported image type"),
+    ],
+)
+def test_bad_images_raise_errors_naming_the_input(tiny, tmp_path, make, message):
+    _, processor, _ = tiny
+    with pytest.raises(ImageInputError, match=message):
+        processor(images=[Image.new("RGB", (8, 8)), make(tmp_path)])
+
+
+def test_image_modes_all_become_rgb_pixels(tiny):
+    _, processor, _ = tiny
+    rgb = Image.new("RGB", (20, 30), (200, 10, 10))
+    odd = [rgb.convert("RGBA"), rgb.convert("P"), rgb.convert("CMYK"), rgb.convert("L"), Image.new("I;16", (5, 5), 40000),
+           Image.new("RGB", (1, 1)), np.zeros((7, 9), np.uint8)]
+    px = processor(images=odd)["pixel_values"]
+    assert px.shape == (len(odd), 3, 32, 32) and torch.isfinite(px).all()
