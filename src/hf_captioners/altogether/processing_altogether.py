@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import re
 
+import numpy as np
 import torch
+from PIL import Image
 from transformers import CLIPImageProcessorPil, ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
@@ -59,9 +62,16 @@ def join_alt_texts(alt_text, name: str = "alt_text", strip_html: bool = True) ->
 
 
 def _is_single_image(images) -> bool:
-    return not isinstance(images, (list, tuple)) and not (
-        isinstance(images, torch.Tensor) and images.ndim == 4
-    )
+    if isinstance(images, (str, bytes, bytearray, memoryview, os.PathLike, Image.Image)):
+        return True
+    if isinstance(images, (np.ndarray, torch.Tensor)):
+        return images.ndim <= 3
+    return not _is_sequence(images)
+
+
+def _is_sequence(value) -> bool:
+    """A batch container: list, tuple, or anything list-like (e.g. a `datasets` column)."""
+    return not isinstance(value, (str, bytes, bytearray, dict)) and hasattr(value, "__len__") and hasattr(value, "__iter__")
 
 
 class AltogetherProcessor(ProcessorMixin):
@@ -172,9 +182,9 @@ class AltogetherProcessor(ProcessorMixin):
         if images is not None:
             images = [images] if single else list(images)
             batch = len(images)
-        elif captions is not None and not isinstance(captions, (str, bytes)):
+        elif captions is not None and _is_sequence(captions):
             batch = len(captions)
-        elif isinstance(alt_text, (list, tuple)):
+        elif _is_sequence(alt_text):
             batch = len(alt_text)
         elif alt_text is not None or captions is not None:
             batch = 1
@@ -186,12 +196,12 @@ class AltogetherProcessor(ProcessorMixin):
             alt_list = [alt_text]
         elif alt_text is None:
             alt_list = [None] * batch
-        elif isinstance(alt_text, (list, tuple)) and len(alt_text) == batch:
+        elif _is_sequence(alt_text) and len(alt_text) == batch:
             alt_list = list(alt_text)
         else:
             raise ValueError(f"alt_text must be a list with one entry per image ({batch}), got {type(alt_text).__name__}")
         if captions is not None:
-            captions = [captions] if isinstance(captions, (str, bytes)) else list(captions)
+            captions = list(captions) if _is_sequence(captions) else [captions]
             if len(captions) != batch:
                 raise ValueError(f"got {len(captions)} captions for {batch} examples")
 
