@@ -44,46 +44,38 @@ def validate_inputs(predictions, references) -> tuple[list[str], list[list[str]]
     return list(predictions), refs_out
 
 
-def _ngram_table(sentences: list[list[str]], n_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """All n-grams of all sentences as (sentence index, n-gram id, n, count), one row per distinct pair."""
+def _ngram_keys(sentences: list[list[str]], n_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer keys of every n-gram (n <= n_max) of every sentence, rows in sentence order.
+
+    Returns (keys, sentence index, n) per row. Keys are equal iff the n-grams are equal.
+    """
     lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=len(sentences))
     words = list(chain.from_iterable(sentences))
     vocab = {w: i for i, w in enumerate(dict.fromkeys(words), 1)}
-    # sentences laid end to end with a 0 separator after each; a window containing 0 crosses a boundary
-    seq = np.zeros(len(words) + len(sentences) + n_max, dtype=np.int64)
-    starts = np.cumsum(lengths + 1) - (lengths + 1)
-    pos = np.repeat(starts, lengths) + (np.arange(len(words)) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    # sentences end to end, each followed by n_max zeros' worth of separation: windows with a 0 are invalid
+    total = len(words) + len(sentences)
+    seq = np.zeros(total + n_max, dtype=np.int64)
+    pos = np.arange(len(words)) + np.repeat(np.arange(len(sentences)), lengths)
     seq[pos] = np.fromiter(map(vocab.__getitem__, words), dtype=np.int64, count=len(words))
     sent_of = np.repeat(np.arange(len(sentences)), lengths + 1)
-    total = len(sent_of)
-    columns = np.stack([seq[k:k + total] for k in range(n_max)], axis=1)  # (total, n_max) word ids
-    keys_list, sents_list, ns_list = [], [], []
-    for n in range(1, n_max + 1):
-        window = columns[:, :n]
-        ok = np.all(window != 0, axis=1)
-        rows = window[ok]
-        if len(vocab) < (1 << (63 // n_max)):
-            bits = 63 // n_max
-            key = np.zeros(len(rows), dtype=np.int64)
-            for k in range(n):
-                key |= rows[:, k] << (bits * k)
-            keys_list.append(key)
-        else:  # huge vocabularies: tuples instead of packed integers (slower, same result)
-            padded = np.zeros((len(rows), n_max), dtype=np.int64)
-            padded[:, :n] = rows
-            keys_list.append(padded)
-        sents_list.append(sent_of[:total][ok])
-        ns_list.append(np.full(int(ok.sum()), n, dtype=np.int8))
-    sents = np.concatenate(sents_list)
-    ns = np.concatenate(ns_list)
-    if keys_list and keys_list[0].ndim == 1:
-        _, gram = np.unique(np.concatenate(keys_list), return_inverse=True)
-    else:
-        _, gram = np.unique(np.concatenate(keys_list, axis=0), axis=0, return_inverse=True)
-    gram = gram.reshape(-1).astype(np.int64)
-    n_grams = int(gram.max()) + 1 if len(gram) else 0
-    pair, first, counts = np.unique(sents * max(n_grams, 1) + gram, return_index=True, return_counts=True)
-    return pair // max(n_grams, 1), pair % max(n_grams, 1), ns[first], counts.astype(np.float64)
+    keys = np.zeros((total, n_max), dtype=np.int64)
+    valid = np.ones(total, dtype=bool)
+    bits = 63 // n_max
+    packed = len(vocab) < (1 << bits)
+    prefix = np.zeros(total, dtype=np.int64)
+    for n in range(n_max):
+        word = seq[n:n + total]
+        valid &= word != 0
+        if packed:
+            prefix = prefix | (word << (bits * n))
+            keys[:, n] = np.where(valid, prefix, 0)
+        else:  # large vocabularies: dense ids of (prefix id, word) pairs, one n at a time
+            _, prefix = np.unique(prefix * (len(vocab) + 1) + word, return_inverse=True)
+            prefix = prefix.reshape(-1).astype(np.int64) + 1
+            keys[:, n] = np.where(valid, prefix + (n << 58), 0)  # n in the top bits: ids of different n differ
+    flat = keys.reshape(-1)
+    keep = flat != 0
+    return flat[keep], np.repeat(sent_of, n_max)[keep], np.tile(np.arange(1, n_max + 1), total)[keep]
 
 
 class CiderD:
@@ -100,41 +92,59 @@ class CiderD:
         sentences = [h.split() for h in hyps] + [r.split() for r in chain.from_iterable(refs)]
         n_sent = len(sentences)
         image_of = np.concatenate([np.arange(n_img), np.repeat(np.arange(n_img), n_refs)])
-        sent, gram, order, tf = _ngram_table(sentences, self.n)
+        keys, sent, order = _ngram_keys(sentences, self.n)
+        # bigram occurrences per sentence: pycocoevalcap's "length"
+        lengths = np.fromiter(map(len, sentences), dtype=np.int64, count=n_sent)
+        length = np.maximum(lengths - 1, 0).astype(np.float64) if self.n >= 2 else np.zeros(n_sent)
+        if len(keys) == 0:
+            return 0.0, np.zeros(n_img)
 
-        # document frequency: images whose references contain the n-gram
-        is_ref = sent >= n_img
-        n_grams = int(gram.max()) + 1 if len(gram) else 1
-        img_gram = np.unique(image_of[sent[is_ref]] * n_grams + gram[is_ref])
-        df = np.bincount(img_gram % n_grams, minlength=n_grams).astype(np.float64)
-        ref_len = np.log(float(n_img))
-        value = tf * (ref_len - np.log(np.maximum(1.0, df[gram])))
+        # one stable sort groups rows by n-gram, sentences ascending inside each group
+        idx = np.argsort(keys, kind="stable")
+        k, s = keys[idx], sent[idx]
+        new_gram = np.empty(len(k), dtype=bool)
+        new_gram[0] = True
+        np.not_equal(k[1:], k[:-1], out=new_gram[1:])
+        new_pair = new_gram.copy()
+        new_pair[1:] |= s[1:] != s[:-1]
+        gram_of_row = np.cumsum(new_gram) - 1
+        starts = np.flatnonzero(new_pair)
+        tf = np.diff(np.append(starts, len(k))).astype(np.float64)
+        p_gram, p_sent, order = gram_of_row[starts], s[starts], order[idx[starts]]
+        n_grams = int(gram_of_row[-1]) + 1
 
-        slot = sent * self.n + (order - 1)
+        # document frequency: distinct images among each n-gram's reference rows
+        is_ref = p_sent >= n_img
+        r_gram, r_img = p_gram[is_ref], image_of[p_sent[is_ref]]
+        distinct = np.empty(len(r_gram), dtype=bool)
+        distinct[:1] = True
+        distinct[1:] = (r_gram[1:] != r_gram[:-1]) | (r_img[1:] != r_img[:-1])
+        df = np.bincount(r_gram[distinct], minlength=n_grams).astype(np.float64)
+        value = tf * (np.log(float(n_img)) - np.log(np.maximum(1.0, df[p_gram])))
+
+        slot = p_sent * self.n + (order - 1)
         norm = np.sqrt(np.bincount(slot, weights=value * value, minlength=n_sent * self.n)).reshape(n_sent, self.n)
-        length = np.bincount(sent, weights=np.where(order == 2, tf, 0.0), minlength=n_sent)
 
-        # clipped dot products between each reference and its image's hypothesis, over shared n-grams
-        hyp_rows = ~is_ref
-        hyp_key = image_of[sent[hyp_rows]] * n_grams + gram[hyp_rows]  # sorted: rows are sorted by (sent, gram)
-        hyp_val = value[hyp_rows]
-        ref_idx = np.flatnonzero(is_ref)
-        ref_key = image_of[sent[ref_idx]] * n_grams + gram[ref_idx]
+        # clipped dot products over the n-grams a reference shares with its image's hypothesis
+        is_hyp = ~is_ref
+        hyp_key = p_gram[is_hyp] * n_img + p_sent[is_hyp]  # ascending: gram-major, sentence-minor
+        hyp_val = value[is_hyp]
+        ref_rows = np.flatnonzero(is_ref)
+        ref_key = r_gram * n_img + r_img
         where = np.searchsorted(hyp_key, ref_key)
-        where_clip = np.minimum(where, max(len(hyp_key) - 1, 0))
-        shared = (where < len(hyp_key)) & (hyp_key[where_clip] == ref_key) if len(hyp_key) else np.zeros(0, bool)
-        ref_idx, where = ref_idx[shared], where[shared]
-        r_val = value[ref_idx]
-        dots = np.bincount(slot[ref_idx], weights=np.minimum(hyp_val[where], r_val) * r_val,
+        shared = where < len(hyp_key)
+        shared[shared] = hyp_key[where[shared]] == ref_key[shared]
+        ref_rows, where = ref_rows[shared], where[shared]
+        r_val = value[ref_rows]
+        dots = np.bincount(slot[ref_rows], weights=np.minimum(hyp_val[where], r_val) * r_val,
                            minlength=n_sent * self.n).reshape(n_sent, self.n)[n_img:]
 
         ref_img = image_of[n_img:]
-        denom = norm[ref_img] * norm[n_img:]
-        sims = np.divide(dots, denom, out=dots.copy(), where=(norm[ref_img] != 0) & (norm[n_img:] != 0))
+        ok = (norm[ref_img] != 0) & (norm[n_img:] != 0)
+        sims = np.divide(dots, norm[ref_img] * norm[n_img:], out=dots.copy(), where=ok)
         delta = length[ref_img] - length[n_img:]
         sims *= np.exp(-(delta * delta) / (2 * self.sigma**2))[:, None]
-        per_ref = sims.mean(axis=1)
-        scores = np.bincount(ref_img, weights=per_ref, minlength=n_img) / n_refs * 10.0
+        scores = np.bincount(ref_img, weights=sims.mean(axis=1), minlength=n_img) / n_refs * 10.0
         return float(scores.mean()), scores
 
 

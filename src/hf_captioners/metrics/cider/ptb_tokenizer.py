@@ -224,10 +224,14 @@ _RULES = [
 ]
 _COMPILED = [(re.compile(f"({tok})({ctx})" if ctx else f"({tok})()"), action) for tok, ctx, action in _RULES]
 
-# a caption needs whole-text scanning only if a token class that can contain a space might match
-_SPANS_SPACE = re.compile(f"{DIGIT}[ \u00a0]+{DIGIT}|[).][ \u00a0]{DIGIT}|\\.[ \u00a0]\\.|<|&"
-                          f"|(?<![A-Za-z0-9])[A-Za-z]\\.{SPACE}+(?:{ACRONYM_FOLLOWERS}){SPACE}")
-_CHUNKS = re.compile("[^ \t\u00a0\u2000-\u200a\u3000\n]+")
+# A caption needs whole-text scanning only where a token or its trailing context can cross a space (phone
+# numbers, "5 7/8", ". . .", "No. 5", SGML tags, "I. The"), or where str.split() and CoreNLP disagree on
+# what whitespace is. The pattern starts with one character class so `re` can skip ahead quickly.
+_RARE_SPACE = "\r\x0b\x0c\x1c-\x1f\x85\u1680\u2028\u2029\u202f\u205f"
+_NEEDS_FULL_SCAN = re.compile(
+    f"[{_DIGITS}).<{_RARE_SPACE}](?:(?<={DIGIT})[ \u00a0]+{DIGIT}|(?<=[).])[ \u00a0]{DIGIT}|(?<=\\.)[ \u00a0]\\."
+    f"|(?<=(?<![A-Za-z0-9])[A-Za-z]\\.){SPACE}+(?:{ACRONYM_FOLLOWERS}){SPACE}|(?<=[<{_RARE_SPACE}]))"
+)
 _OTHER_NEWLINES = re.compile("\r\n|[\r\u2028\u2029\x0b\x0c\x85]")
 
 
@@ -263,38 +267,50 @@ def _scan(text: str) -> list[str]:
 
 
 class PTBTokenizer:
-    """Tokenizes captions exactly as pycocoevalcap does, without Java; caches per-chunk results."""
+    """Tokenizes captions exactly as pycocoevalcap does, without Java.
 
-    def __init__(self, cache_size: int = 500_000):
-        self._cache: dict[tuple[str, bool], list[str]] = {}
+    Each whitespace-separated chunk is scanned once and its final (lower-cased, punctuation-filtered) tokens
+    are cached, so a caption costs a `str.split` and a few dictionary lookups.
+    """
+
+    def __init__(self, cache_size: int = 1_000_000):
+        self._mid: dict[str, str] = {}  # chunk followed by a space
+        self._last: dict[str, str] = {}  # chunk that ends the caption
         self._cache_size = cache_size
 
-    def _chunk(self, chunk: str, last: bool) -> list[str]:
-        key = (chunk, last)
-        tokens = self._cache.get(key)
-        if tokens is None:
-            tokens = _scan(chunk + ("\n\n" if last else " \n"))
-            if len(self._cache) < self._cache_size:
-                self._cache[key] = tokens
-        return tokens
+    @staticmethod
+    def _finish(raw: list[str]) -> str:
+        words = " ".join(raw).lower().split(" ")
+        return " ".join(w for w in words if w and w not in PUNCTUATIONS)
+
+    def _chunk(self, chunk: str, last: bool) -> str:
+        cache = self._last if last else self._mid
+        out = cache.get(chunk)
+        if out is None:
+            out = self._finish(_scan(chunk + ("\n\n" if last else " \n")))
+            if len(cache) < self._cache_size:
+                cache[chunk] = out
+        return out
 
     def raw_tokens(self, caption: str) -> list[str]:
-        """Tokens before lower-casing and punctuation removal."""
+        """Tokens before lower-casing and punctuation removal (the whole caption scanned at once)."""
         if not isinstance(caption, str):
             raise TypeError(f"caption must be a str, got {type(caption).__name__}: {caption!r}")
-        text = _OTHER_NEWLINES.sub(" ", caption)
-        if _SPANS_SPACE.search(text):
-            return _scan(text + "\n\n")
-        chunks = _CHUNKS.findall(text)
-        out: list[str] = []
-        for j, chunk in enumerate(chunks):
-            out.extend(self._chunk(chunk, j == len(chunks) - 1))
-        return out
+        return _scan(_OTHER_NEWLINES.sub(" ", caption) + "\n\n")
 
     def tokenize_caption(self, caption: str) -> str:
         """One caption -> the space-joined token string pycocoevalcap would produce."""
-        words = " ".join(self.raw_tokens(caption)).lower().split(" ")
-        return " ".join(w for w in words if w not in PUNCTUATIONS)
+        if not isinstance(caption, str):
+            raise TypeError(f"caption must be a str, got {type(caption).__name__}: {caption!r}")
+        if _NEEDS_FULL_SCAN.search(caption):
+            return self._finish(self.raw_tokens(caption))
+        chunks = caption.split()
+        if not chunks:
+            return ""
+        mid, last = self._mid, chunks.pop()
+        parts = [mid[c] if c in mid else self._chunk(c, False) for c in chunks]
+        parts.append(self._last[last] if last in self._last else self._chunk(last, True))
+        return " ".join(p for p in parts if p)
 
     def tokenize(self, captions_for_image: dict) -> dict:
         """pycocoevalcap's interface: {id: [{"caption": str}, ...]} -> {id: [tokenized str, ...]}."""
