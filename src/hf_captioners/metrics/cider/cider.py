@@ -33,7 +33,8 @@ Args:
     references: list of lists of reference captions (str), one non-empty list per image.
     tokenize: apply the PTB tokenization pycocoevalcap uses (default True); False if the text is already
         tokenized (tokens separated by whitespace).
-    n: maximum n-gram order (default 4). sigma: length-penalty width (default 6.0).
+    n: maximum n-gram order (default 4; pycocoevalcap itself always counts 1..4-grams). sigma: length-penalty
+        width (default 6.0).
 Returns:
     cider_d: the corpus score (mean of the per-example scores; COCO papers report it x100).
     scores: the per-example scores.

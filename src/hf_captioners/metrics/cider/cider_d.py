@@ -137,7 +137,7 @@ class CiderD:
         ref_rows, where = ref_rows[shared], where[shared]
         r_val = value[ref_rows]
         dots = np.bincount(slot[ref_rows], weights=np.minimum(hyp_val[where], r_val) * r_val,
-                           minlength=n_sent * self.n).reshape(n_sent, self.n)[n_img:]
+                           minlength=n_sent * self.n).astype(np.float64).reshape(n_sent, self.n)[n_img:]
 
         ref_img = image_of[n_img:]
         ok = (norm[ref_img] != 0) & (norm[n_img:] != 0)

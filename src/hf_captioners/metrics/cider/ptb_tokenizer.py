@@ -182,7 +182,7 @@ _RULES = [
     (THING3, None, _keep),
     (r"[A-Z]*\$|#", None, _keep),
     ("[\u00a2\u00a3\u00a4\u00a5\u0080\u20a0\u20ac\u060b\u0e3f\u20a4\uffe0\uffe1\uffe5\uffe6]", None, _currency),
-    (f"{ACRO}\\.", f"{SPACE}+(?:{ACRONYM_FOLLOWERS}){SPACE}", (-1, "acronym")),
+    (f"{ACRO}\\.", f"{SPACE}+(?:{ACRONYM_FOLLOWERS}){SPACENL}", (-1, "acronym")),
     (ABBREV1, SENTEND, (-1, "dup")),
     (ABBREV1, "(?s:..)", _keep),  # beats a longer WORD such as "Inc.a"
     (ABBREV3, f"{SPACE}?{DIGIT}", _keep),
@@ -230,7 +230,7 @@ _COMPILED = [(re.compile(f"({tok})({ctx})" if ctx else f"({tok})()"), action) fo
 _RARE_SPACE = "\r\x0b\x0c\x1c-\x1f\x85\u1680\u2028\u2029\u202f\u205f"
 _NEEDS_FULL_SCAN = re.compile(
     f"[{_DIGITS}).<{_RARE_SPACE}](?:(?<={DIGIT})[ \u00a0]+{DIGIT}|(?<=[).])[ \u00a0]{DIGIT}|(?<=\\.)[ \u00a0]\\."
-    f"|(?<=(?<![A-Za-z0-9])[A-Za-z]\\.){SPACE}+(?:{ACRONYM_FOLLOWERS}){SPACE}|(?<=[<{_RARE_SPACE}]))"
+    f"|(?<=(?<![A-Za-z0-9])[A-Za-z]\\.){SPACE}+(?:{ACRONYM_FOLLOWERS}){SPACENL}|(?<=[<{_RARE_SPACE}]))"
 )
 _OTHER_NEWLINES = re.compile("\r\n|[\r\u2028\u2029\x0b\x0c\x85]")
 
