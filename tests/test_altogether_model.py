@@ -339,3 +339,62 @@ def test_real_clipcap_mapper_sizes():
         )  # fmt: skip
         with torch.device("meta"):
             assert _count(build_mapper(transformer)) == expected
+
+
+@torch.no_grad()
+def test_from_backbones_with_paths_full_clip_and_llama(tmp_path, tokenizer_factory, images):
+    from transformers import AutoModelForCausalLM, CLIPConfig, CLIPModel, LlamaConfig
+
+    from hf_captioners.altogether import AltogetherProcessor
+    from hf_captioners.altogether.testing_altogether import tiny_vision_config
+
+    tokenizer = tokenizer_factory()
+    tokenizer.save_pretrained(tmp_path / "tok")
+    processor = AltogetherProcessor.from_backbones(32, str(tmp_path / "tok"), prefix_length=3, prompt_length=8)
+    assert processor.tokenizer.padding_side == "left" and processor.image_token_id == len(processor.tokenizer) - 1
+
+    # a full CLIP checkpoint whose projection width differs from the vision sub-config's default
+    vision = tiny_vision_config(32).to_dict()
+    clip = CLIPModel(CLIPConfig(
+        vision_config=vision, projection_dim=24,
+        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                     "vocab_size": 99, "projection_dim": 24},
+    )).eval()  # fmt: skip
+    clip.save_pretrained(tmp_path / "clip")
+    llama = AutoModelForCausalLM.from_config(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=1, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+    ))  # fmt: skip
+    llama.save_pretrained(tmp_path / "llama")
+
+    from_paths = AltogetherForConditionalGeneration.from_backbones(
+        str(tmp_path / "clip"), str(tmp_path / "llama"), processor=processor, mapper_num_heads=2, mapper_num_layers=1
+    )
+    from_objects = AltogetherForConditionalGeneration.from_backbones(
+        clip, llama, processor=processor, mapper_num_heads=2, mapper_num_layers=1
+    )
+    pixels = processor(images=images[:2])["pixel_values"]
+    expected = clip.get_image_features(pixel_values=pixels)
+    expected = expected.pooler_output if hasattr(expected, "pooler_output") else expected
+    torch.testing.assert_close(from_paths.get_image_features(pixels), expected)
+    torch.testing.assert_close(from_objects.get_image_features(pixels), expected)
+    assert from_paths.config.image_embed_dim == 24
+    assert from_paths.get_input_embeddings().num_embeddings == len(processor.tokenizer)
+    assert (from_paths.config.prefix_length, from_paths.config.prompt_length) == (3, 8)
+    assert from_paths.generation_config.pad_token_id == processor.tokenizer.pad_token_id
+
+    inputs = processor(images=images[:2], alt_text=["a", None], captions=["red", "blue square"])
+    from_objects.train()
+    from_objects.activation_checkpointing_enable()
+    with torch.enable_grad():
+        from_objects(**inputs).loss.backward()
+    assert all(p.grad is not None for p in from_objects.mapper.parameters())
+    from_objects.eval()
+    out = from_objects.generate(**processor(images=images[:2], alt_text=["a", None]), do_sample=False, max_new_tokens=3)
+    assert out.shape[0] == 2
+
+    with pytest.raises(ValueError, match="disagrees"):
+        AltogetherForConditionalGeneration.from_backbones(clip, llama, processor=processor, prefix_length=5)
+    with pytest.raises(ValueError, match="image_token_id"):
+        AltogetherForConditionalGeneration.from_backbones(clip, llama)

@@ -9,6 +9,7 @@ ClipCap checkpoints convert by a prefix rename.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     CLIPVisionModelWithProjection,
     GenerationConfig,
@@ -395,13 +397,21 @@ class AltogetherForConditionalGeneration(AltogetherPreTrainedModel, GenerationMi
 
 def _as_vision_tower(vision_model, **kwargs) -> CLIPVisionModelWithProjection:
     if isinstance(vision_model, (str, os.PathLike)):
+        config = AutoConfig.from_pretrained(vision_model)
+        if hasattr(config, "vision_config"):
+            # a full CLIP checkpoint: the projection width lives on the outer config
+            vision_config = copy.deepcopy(config.vision_config)
+            vision_config.projection_dim = config.projection_dim
+            kwargs.setdefault("config", vision_config)
         return CLIPVisionModelWithProjection.from_pretrained(vision_model, **kwargs)
     if isinstance(vision_model, CLIPVisionModelWithProjection):
         return vision_model
     if hasattr(vision_model, "vision_model") and hasattr(vision_model, "visual_projection"):
         # a full CLIPModel: keep its tower and projection, drop the text side
-        tower = CLIPVisionModelWithProjection._from_config(vision_model.config.vision_config)
-        tower.config.projection_dim = vision_model.config.projection_dim
+        vision_config = copy.deepcopy(vision_model.config.vision_config)
+        vision_config.projection_dim = vision_model.config.projection_dim
+        with torch.device("meta"):
+            tower = CLIPVisionModelWithProjection(vision_config)
         tower.vision_model = vision_model.vision_model
         tower.visual_projection = vision_model.visual_projection
         return tower.to(vision_model.dtype)

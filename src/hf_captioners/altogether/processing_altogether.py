@@ -16,7 +16,7 @@ import re
 import numpy as np
 import torch
 from PIL import Image
-from transformers import CLIPImageProcessorPil, ProcessorMixin
+from transformers import AutoTokenizer, CLIPImageProcessorPil, ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
@@ -132,12 +132,17 @@ class AltogetherProcessor(ProcessorMixin):
     ) -> AltogetherProcessor:
         """Add `<image>` (and a `<pad>` if the tokenizer has none) to `tokenizer` and wrap both.
 
-        `image_processor`: an image processor, an int (image size for `default_image_processor`) or None (224).
+        `image_processor`: an image processor, its name/path, an int (image size for `default_image_processor`)
+        or None (224). `tokenizer`: a tokenizer or its name/path (e.g. "facebook/opt-1.3b").
         Then build the model with `AltogetherForConditionalGeneration.from_backbones(..., processor=this)`,
         which grows the LM's embeddings to the new vocabulary.
         """
         if image_processor is None or isinstance(image_processor, int):
             image_processor = cls.default_image_processor(image_processor or 224)
+        elif isinstance(image_processor, (str, os.PathLike)):
+            image_processor = CLIPImageProcessorPil.from_pretrained(image_processor)
+        if isinstance(tokenizer, (str, os.PathLike)):
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer, padding_side="left")
         image_token = kwargs.get("image_token", "<image>")
         tokenizer.add_tokens([image_token], special_tokens=True)
         if tokenizer.pad_token is None:
