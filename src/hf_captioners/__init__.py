@@ -11,6 +11,10 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
+    "cider_d": "hf_captioners.metrics",
+    "ptb_tokenize": "hf_captioners.metrics",
+    "load_eval_set": "hf_captioners.evaluation",
+    "run_evaluation": "hf_captioners.evaluation",
     "ToyWorldConfig": "hf_captioners.toyworld",
     "generate_toyworld": "hf_captioners.toyworld",
     "load_hf_split": "hf_captioners.toyworld",
