@@ -199,40 +199,62 @@ def iter_shard_records(shard: str) -> Iterator[Record | ShardEnd]:
         yield ShardEnd(shard, count, error=f"corrupt or truncated tar {where}: {error}")
 
 
-def _shard_stream_class():
-    import torch.utils.data
+@dataclass
+class Batch:
+    """Up to `batch_size` preprocessed, collated records of one shard (one IPC message, not one per record)."""
 
-    class ShardStream(torch.utils.data.IterableDataset):
-        """Each DataLoader worker reads and preprocesses its own subset of shards."""
-
-        def __init__(self, shards: list[str], preprocess: Callable, max_pixels: int | None):
-            super().__init__()
-            self.shards, self.preprocess, self.max_pixels = shards, preprocess, max_pixels
-
-        def __iter__(self):
-            info = torch.utils.data.get_worker_info()
-            shards = self.shards if info is None else self.shards[info.id :: info.num_workers]
-            for shard in shards:
-                yield from _read_and_preprocess(shard, self.preprocess, self.max_pixels)
-
-    return ShardStream
+    shard: str
+    keys: list[str]
+    alt_texts: list[list[str]]
+    features: Any
 
 
-def _read_and_preprocess(shard: str, preprocess: Callable, max_pixels: int | None):
+def _read_and_preprocess(shard: str, captioner_parts, batch_size: int, max_pixels: int | None):
+    preprocess, collate = captioner_parts
+    keys, alts, features = [], [], []
+
+    def flush() -> Batch:
+        batch = Batch(shard, keys[:], alts[:], collate(features[:]))
+        del keys[:], alts[:], features[:]
+        return batch
+
     for item in iter_shard_records(shard):
-        if isinstance(item, ShardEnd) or item.error is not None:
+        if isinstance(item, ShardEnd):
+            if keys:
+                yield flush()
+            yield item
+            continue
+        if item.error is not None:
             yield item
             continue
         try:
             image = load_rgb_image(item.image_bytes, name=f"{shard}:{item.key}", max_pixels=max_pixels)
-            features = preprocess(image, item.alt_texts)
+            record_features = preprocess(image, item.alt_texts)
         except ImageInputError as error:
             yield Record(shard, item.key, alt_texts=item.alt_texts, error=str(error))
             continue
         except Exception as error:  # a preprocessing bug must not stop the shard
             yield Record(shard, item.key, alt_texts=item.alt_texts, error=f"preprocessing failed: {error!r}")
             continue
-        yield (shard, item.key, item.alt_texts, features)
+        keys.append(item.key)
+        alts.append(item.alt_texts)
+        features.append(record_features)
+        if len(keys) == batch_size:
+            yield flush()
+
+
+def _shard_stream(shards: list[str], captioner_parts, batch_size: int, max_pixels: int | None):
+    """An IterableDataset in which each DataLoader worker reads and preprocesses its own subset of shards."""
+    import torch.utils.data
+
+    class ShardStream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            info = torch.utils.data.get_worker_info()
+            mine = shards if info is None else shards[info.id :: info.num_workers]
+            for shard in mine:
+                yield from _read_and_preprocess(shard, captioner_parts, batch_size, max_pixels)
+
+    return ShardStream()
 
 
 @dataclass
@@ -262,8 +284,6 @@ class _ShardState:
         self.captions: dict[str, str] = {}
         self.alt_texts: dict[str, list[str]] = {}
         self.errors: list[dict] = []
-        self.pending = 0
-        self.end: ShardEnd | None = None
 
 
 def _write_shard(out_dir: Path, shard: str, state: _ShardState, output_key: str, extra_formats: tuple[str, ...]) -> None:
@@ -323,60 +343,41 @@ def caption_shards(
         return summary
 
     loader = torch.utils.data.DataLoader(
-        _shard_stream_class()(todo, captioner.preprocess, max_pixels),
+        _shard_stream(todo, (captioner.preprocess, captioner.collate), batch_size, max_pixels),
         batch_size=None,
         num_workers=min(num_workers, len(todo)),
-        prefetch_factor=4 * batch_size if num_workers > 0 else None,
+        prefetch_factor=4 if num_workers > 0 else None,
     )
     states: dict[str, _ShardState] = {}
-    batch: list[tuple[str, str, list[str], dict]] = []
     bar = tqdm(desc=f"caption-shards rank {rank}", unit="img", disable=not progress)
 
-    def finish_ready_shards() -> None:
-        for shard in [s for s, st in states.items() if st.end is not None and st.pending == 0]:
-            state = states.pop(shard)
-            _write_shard(out, shard, state, captioner.output_key, extra_formats)
-            summary.shards_done += 1
-            summary.shards_failed += state.end.error is not None
-            summary.records += state.end.records
-            summary.errors += len(state.errors)
-            if state.end.error:
-                logger.error("%s: %s (records before it were captioned)", shard, state.end.error)
-
-    def run_batch() -> None:
-        if not batch:
-            return
-        captions = captioner.generate(captioner.collate([features for *_, features in batch]))
-        for (shard, key, alts, _), caption in zip(batch, captions, strict=True):
-            state = states[shard]
-            state.captions[key] = caption
-            state.alt_texts[key] = alts
-            state.pending -= 1
-        summary.captioned += len(batch)
-        bar.update(len(batch))
-        if on_batch is not None:
-            on_batch(len(batch))
-        batch.clear()
+    def finish(shard: str, end: ShardEnd) -> None:
+        state = states.pop(shard, None) or _ShardState()
+        if end.error:
+            state.errors.append({"key": None, "error": end.error})
+            logger.error("%s: %s (records before it were captioned)", shard, end.error)
+        _write_shard(out, shard, state, captioner.output_key, extra_formats)
+        summary.shards_done += 1
+        summary.shards_failed += end.error is not None
+        summary.records += end.records
+        summary.errors += len(state.errors)
 
     for item in loader:
-        if isinstance(item, ShardEnd):
+        if isinstance(item, Batch):
+            captions = captioner.generate(item.features)
             state = states.setdefault(item.shard, _ShardState())
-            state.end = item
-            if item.error:
-                state.errors.append({"key": None, "error": item.error})
-            run_batch()
-            finish_ready_shards()
-        elif isinstance(item, Record):
+            for key, alts, caption in zip(item.keys, item.alt_texts, captions, strict=True):
+                state.captions[key] = caption
+                state.alt_texts[key] = alts
+            summary.captioned += len(item.keys)
+            bar.update(len(item.keys))
+            if on_batch is not None:
+                on_batch(len(item.keys))
+        elif isinstance(item, ShardEnd):
+            finish(item.shard, item)
+        else:
             logger.warning("%s:%s skipped: %s", item.shard, item.key, item.error)
             states.setdefault(item.shard, _ShardState()).errors.append({"key": item.key, "error": item.error})
-        else:
-            shard = item[0]
-            states.setdefault(shard, _ShardState()).pending += 1
-            batch.append(item)
-            if len(batch) >= batch_size:
-                run_batch()
-    run_batch()
-    finish_ready_shards()
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
