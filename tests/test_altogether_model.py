@@ -312,6 +312,10 @@ def test_real_altogether_sizes_on_meta_device():
         pad_token_id=1, bos_token_id=2, eos_token_id=2,
     )  # fmt: skip
     config = AltogetherConfig(vision_config=metaclip_h14, text_config=opt_1_3b)
+    default = AltogetherConfig()  # the defaults are the paper's model
+    assert default.text_config.to_dict() | {"transformers_version": None} == opt_1_3b.to_dict() | {"transformers_version": None}
+    assert default.vision_config.to_dict() == metaclip_h14.to_dict()
+    assert (default.prefix_length, default.clip_length, default.prompt_length, default.mapper_num_layers) == (40, 40, 128, 8)
     with torch.device("meta"):
         model = AltogetherForConditionalGeneration(config)
     assert _count(model.mapper) == 352_616_448  # "≈352.6M"

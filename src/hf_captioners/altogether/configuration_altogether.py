@@ -40,6 +40,22 @@ METACLIP_H14_VISION = {
 }
 
 
+# facebook/opt-1.3b: the decoder of the released Altogether recipe.
+OPT_1_3B = {
+    "vocab_size": 50272,
+    "hidden_size": 2048,
+    "ffn_dim": 8192,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 32,
+    "max_position_embeddings": 2048,
+    "word_embed_proj_dim": 2048,
+    "do_layer_norm_before": True,
+    "pad_token_id": 1,
+    "bos_token_id": 2,
+    "eos_token_id": 2,
+}
+
+
 class AltogetherConfig(PreTrainedConfig):
     r"""
     vision_config: a CLIP-family vision config with a projection (`clip_vision_model`, also MetaCLIP).
@@ -59,7 +75,7 @@ class AltogetherConfig(PreTrainedConfig):
         "vision_config": SubConfigSpec(
             config_class=AutoConfig, model_type="clip_vision_model", init_kwargs=METACLIP_H14_VISION
         ),
-        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="opt"),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="opt", init_kwargs=OPT_1_3B),
     }
 
     vision_config: dict | PreTrainedConfig | None = None
