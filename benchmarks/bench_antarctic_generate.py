@@ -22,7 +22,7 @@ from hf_captioners.antarctic_tiny import tiny_config, tiny_processor, tiny_token
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--cache-entries", type=int, default=50_000)
     parser.add_argument("--image-size", type=int, default=64)
     args = parser.parse_args()

@@ -210,6 +210,8 @@ class AntarcticForConditionalGeneration(AntarcticPreTrainedModel, GenerationMixi
             gen.setdefault("num_beams", 1)
         elif n > gen.get("num_beams", self.generation_config.num_beams or 1):
             gen["num_beams"] = n
+        if "max_new_tokens" in gen:
+            gen.setdefault("max_length", None)  # the saved 32-token default yields to an explicit max_new_tokens
         group = max(1, max_sequences_per_generate // n)
 
         candidates: list[str] = []
