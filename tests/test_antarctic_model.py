@@ -224,3 +224,16 @@ def test_image_modes_all_become_rgb_pixels(tiny):
            Image.new("RGB", (1, 1)), np.zeros((7, 9), np.uint8)]
     px = processor(images=odd)["pixel_values"]
     assert px.shape == (len(odd), 3, 32, 32) and torch.isfinite(px).all()
+
+
+def test_from_backbones_reuses_the_given_clip_and_bart(tiny):
+    from transformers import BartForConditionalGeneration, CLIPModel
+
+    model, processor, images = tiny
+    clip, bart = CLIPModel(model.config.clip_config), BartForConditionalGeneration(model.config.bart_config)
+    assembled = AntarcticForConditionalGeneration.from_backbones(clip, bart, cache=model.cache, table_top_k=4)
+    assert assembled.clip is clip and assembled.bart is bart and assembled.config.table_top_k == 4
+    assert not any(p.requires_grad for p in assembled.parameters())
+    assert not any(p.is_meta for p in assembled.parameters())
+    out = assembled.eval().caption(pixels(processor, images[:2]), processor, generate_kwargs={"max_new_tokens": 4})
+    assert len(out) == 2
