@@ -12,6 +12,7 @@ SUBCOMMANDS = {
     "toyworld": ("hf_captioners.toyworld.cli", "generate the seeded toy world in the real datasets' formats"),
     "stories": ("hf_captioners.stories_cli", "continue captions (or captioned images) into stories with a causal LM"),
     "demo": ("hf_captioners.demo", "run the toy-world reproduction end to end"),
+    "pretrain-backbones": ("hf_captioners.backbones.cli", "pretrain the toy CLIP, causal LM and BART backbones"),
     "caption-shards": ("hf_captioners.recaption_cli", "re-caption webdataset shards, resumable and exactly once"),
     "evaluate": ("hf_captioners.evaluation_cli", "caption an eval set and report CIDEr-D (no Java), BLEU, ROUGE-L, CLIPScore"),
 }

@@ -1,0 +1,213 @@
+"""A tiny CLIP (transformers `CLIPModel`) pretrained contrastively on toy images and their captions.
+
+It stands in for OpenAI/MetaCLIP: antarctic scores n-grams ("red circle") against images with it and
+Altogether's mapper reads its pooled image embedding, so colours and shapes must be told apart.
+Captions are the five short ones and the dense caption WITHOUT the name: names are never drawn.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .common import caption_without_name, loss_summary, num_threads, train_loop
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "build_clip_image_processor",
+    "encode_clip_images",
+    "evaluate_clip",
+    "pretrain_clip",
+    "tiny_clip_config",
+]
+
+
+def tiny_clip_config(image_size: int = 64, hidden: int = 128, layers: int = 3, projection: int = 128):
+    """A ViT with 8-pixel patches (64 tokens at 64 px) and a small text tower; the vocabulary and ids are
+    CLIP's own (49,408 tokens, bos 49406, eos 49407, pad 0 as open_clip pads)."""
+    from transformers import CLIPConfig
+
+    text = dict(
+        vocab_size=49408, hidden_size=hidden, intermediate_size=hidden * 4, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, pad_token_id=0,
+    )
+    vision = dict(
+        image_size=image_size, patch_size=8, hidden_size=hidden, intermediate_size=hidden * 4,
+        num_hidden_layers=layers, num_attention_heads=4,
+    )
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection)
+
+
+def build_clip_image_processor(size: int = 64):
+    """open_clip's eval transform at `size`: bicubic resize of the short side, centre crop, CLIP mean/std.
+    The PIL backend is the one that matches open_clip exactly."""
+    from transformers import CLIPImageProcessorPil
+    from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
+    return CLIPImageProcessorPil(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_resize=True,
+        do_center_crop=True, do_rescale=True, do_normalize=True, image_mean=list(OPENAI_CLIP_MEAN),
+        image_std=list(OPENAI_CLIP_STD), do_convert_rgb=True,
+    )
+
+
+def _load_split(root, split: str, limit: int | None, image_processor, progress: bool):
+    """Pixels of every image (preprocessed once, they are tiny) and each image's caption list."""
+    from tqdm.auto import tqdm
+
+    from ..toyworld import load_hf_split
+
+    table = load_hf_split(Path(root), split)
+    if limit is not None:
+        table = table.select(range(min(limit, len(table))))
+    pixels, captions = [], []
+    chunk = 500
+    for start in tqdm(range(0, len(table), chunk), desc=f"clip: load {split}", disable=not progress):
+        rows = table[start : start + chunk]
+        images = [image.convert("RGB") for image in rows["image"]]
+        pixels.append(image_processor(images=images, return_tensors="pt")["pixel_values"])
+        for key, short, scene in zip(rows["key"], rows["captions"], rows["scene"]):
+            texts = [c for c in short if c and c.strip()] + [caption_without_name(scene, key)]
+            captions.append(texts)
+    return torch.cat(pixels), captions
+
+
+def _batches(pixels: torch.Tensor, captions: list[list[str]], tokenizer, batch_size: int, seed: int):
+    """Endless shuffled batches; each image paired with one of its captions drawn at random."""
+    rng = random.Random(seed)
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(pixels), generator=generator)
+        for start in range(0, len(order) - batch_size + 1, batch_size):
+            index = order[start : start + batch_size]
+            texts = [rng.choice(captions[i]) for i in index.tolist()]
+            tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
+            yield {"pixel_values": pixels[index], **tokens, "return_loss": True}
+
+
+@torch.no_grad()
+def encode_clip_images(model, pixels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """L2-normalised projected image embeddings."""
+    model.eval()
+    out = [model.get_image_features(pixel_values=pixels[i : i + batch_size]) for i in range(0, len(pixels), batch_size)]
+    return torch.nn.functional.normalize(torch.cat([_pooled(o) for o in out]), dim=-1)
+
+
+@torch.no_grad()
+def _encode_texts(model, tokenizer, texts: list[str], batch_size: int = 512) -> torch.Tensor:
+    model.eval()
+    out = []
+    for i in range(0, len(texts), batch_size):
+        tokens = tokenizer(texts[i : i + batch_size], padding=True, truncation=True, return_tensors="pt")
+        out.append(_pooled(model.get_text_features(**tokens)))
+    return torch.nn.functional.normalize(torch.cat(out), dim=-1)
+
+
+def _pooled(output) -> torch.Tensor:
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+@torch.no_grad()
+def evaluate_clip(model, tokenizer, pixels: torch.Tensor, captions: list[list[str]], scenes: list[dict] | None = None):
+    """Image->text retrieval on a held-out split.
+
+    - recall@1_dense: each image against the name-free dense captions of ALL images of the split (one
+      per image, N-way; chance 1/N); a hit is the image's own caption.
+    - recall@1_short: each image against all 5N short captions; a hit is a caption whose text is one of
+      the image's own five (identical texts of other images count too, they describe it equally well).
+    - zero-shot object accuracy on one-object images: "a {colour} {shape}" over all colour x shape
+      prompts; colour, shape and both correct (chance 1/11, 1/7, 1/77).
+    """
+    from ..toyworld import COLORS, SHAPES
+
+    images = encode_clip_images(model, pixels)
+    dense = [c[-1] for c in captions]
+    sims = images @ _encode_texts(model, tokenizer, dense).T
+    metrics = {"recall@1_dense": (sims.argmax(1) == torch.arange(len(dense))).float().mean().item()}
+    short = [c for caps in captions for c in caps[:-1]]
+    owner_texts = [set(caps[:-1]) for caps in captions]
+    best = (images @ _encode_texts(model, tokenizer, short).T).argmax(1).tolist()
+    metrics["recall@1_short"] = float(np.mean([short[j] in owner_texts[i] for i, j in enumerate(best)]))
+    metrics["chance_dense"] = 1.0 / len(dense)
+    if scenes is not None:
+        single = [i for i, s in enumerate(scenes) if len(s["objects"]) == 1]
+        if single:
+            pairs = [(c, s) for c in COLORS for s in SHAPES]
+            prompts = _encode_texts(model, tokenizer, [f"a {c} {s}" for c, s in pairs])
+            guess = (images[single] @ prompts.T).argmax(1).tolist()
+            truth = [(scenes[i]["objects"][0]["color"], scenes[i]["objects"][0]["shape"]) for i in single]
+            metrics["zero_shot_color_acc"] = float(np.mean([pairs[g][0] == t[0] for g, t in zip(guess, truth)]))
+            metrics["zero_shot_shape_acc"] = float(np.mean([pairs[g][1] == t[1] for g, t in zip(guess, truth)]))
+            metrics["zero_shot_object_acc"] = float(np.mean([pairs[g] == t for g, t in zip(guess, truth)]))
+            metrics["zero_shot_images"] = len(single)
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
+def pretrain_clip(
+    toyworld_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config=None,
+    steps: int | None = None,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    fast: bool = False,
+    limit: int | None = None,
+    eval_limit: int | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Pretrain a tiny CLIP on the backbone split, evaluate on the eval split, save to `out_dir`.
+
+    `out_dir` gets the model, the CLIP tokenizer (open_clip's vocabulary) and the image processor, so
+    `CLIPModel.from_pretrained` + `CLIPProcessor.from_pretrained` (or AutoModel/AutoTokenizer) load it.
+    Returns the metrics (also written to `out_dir/pretrain_metrics.json`).
+    """
+    import json as _json
+
+    from transformers import CLIPModel, CLIPProcessor, set_seed
+
+    from ..convert.clip_tokenizer import build_clip_tokenizer
+    from ..io_utils import atomic_write_json
+    from ..toyworld import load_hf_split
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    steps = steps if steps is not None else (40 if fast else 600)
+    limit = limit if limit is not None else (1000 if fast else None)
+    eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)
+    with num_threads(threads):
+        set_seed(seed)
+        config = config or tiny_clip_config()
+        image_size = config.vision_config.image_size
+        tokenizer = build_clip_tokenizer(context_length=config.text_config.max_position_embeddings)
+        image_processor = build_clip_image_processor(image_size)
+        pixels, captions = _load_split(toyworld_root, "backbone", limit, image_processor, progress)
+        model = CLIPModel(config)
+        losses = train_loop(
+            model, _batches(pixels, captions, tokenizer, min(batch_size, len(pixels)), seed), steps, lr,
+            warmup=50, weight_decay=0.1, desc="clip", progress=progress,
+        )
+        train_seconds = time.perf_counter() - start
+        eval_pixels, eval_captions = _load_split(toyworld_root, "eval", eval_limit, image_processor, False)
+        eval_table = load_hf_split(Path(toyworld_root), "eval").remove_columns(["image"])
+        scenes = [_json.loads(s) for s in eval_table["scene"][: len(eval_pixels)]]
+        metrics = evaluate_clip(model, tokenizer, eval_pixels, eval_captions, scenes)
+        out = Path(out_dir)
+        model.save_pretrained(out)
+        CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
+    metrics.update(
+        loss_summary(losses), steps=steps, batch_size=batch_size, train_images=len(pixels),
+        eval_images=len(eval_pixels), parameters=sum(p.numel() for p in model.parameters()),
+        train_seconds=round(train_seconds, 1), seconds=round(time.perf_counter() - start, 1),
+        cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or min(os.cpu_count() or 1, 2),
+    )
+    atomic_write_json(out / "pretrain_metrics.json", metrics, indent=1)
+    logger.info("clip: %s", metrics)
+    return metrics

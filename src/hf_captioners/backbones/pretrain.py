@@ -1,0 +1,49 @@
+"""Pretrain all three toy backbones in one go: `out_dir/{clip,lm,bart}/` plus `out_dir/metrics.json`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BACKBONES", "pretrain_backbones"]
+
+BACKBONES = ("clip", "lm", "bart")
+
+
+def pretrain_backbones(
+    toyworld_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    fast: bool = False,
+    seed: int = 0,
+    only: tuple[str, ...] = BACKBONES,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run the CLIP, causal-LM and BART recipes (each with its defaults, or its `fast` smoke settings) and
+    write their metrics together to `out_dir/metrics.json`. Returns {"clip": {...}, "lm": {...}, "bart": {...}}."""
+    from ..io_utils import atomic_write_json
+    from .bart import pretrain_bart
+    from .causal_lm import pretrain_causal_lm
+    from .clip import pretrain_clip
+
+    unknown = set(only) - set(BACKBONES)
+    if unknown:
+        raise ValueError(f"unknown backbones {sorted(unknown)}; choose from {BACKBONES}")
+    recipes = {"clip": pretrain_clip, "lm": pretrain_causal_lm, "bart": pretrain_bart}
+    out = Path(out_dir)
+    start = time.perf_counter()
+    metrics: dict = {}
+    for name in BACKBONES:
+        if name in only:
+            logger.info("pretraining %s (fast=%s) into %s", name, fast, out / name)
+            metrics[name] = recipes[name](
+                toyworld_root, out / name, seed=seed, fast=fast, threads=threads, progress=progress
+            )
+    metrics["seconds"] = round(time.perf_counter() - start, 1)
+    metrics["fast"] = fast
+    atomic_write_json(out / "metrics.json", metrics, indent=1)
+    return metrics
