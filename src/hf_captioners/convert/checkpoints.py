@@ -1,0 +1,111 @@
+"""Reading released checkpoints without running their pickles.
+
+Original checkpoints are pickles; unpickling one can run any code it names. They load here only through
+safetensors or `torch.load(weights_only=True)`, which rebuilds tensors and plain containers and refuses
+everything else. A checkpoint that also pickled objects (an argparse Namespace, Lightning hyper-parameters,
+optimizer classes) is refused with a message saying how to re-save just its tensors where it is trusted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CheckpointError", "check_keys", "load_checkpoint", "load_into", "load_state_dict", "strip_prefix"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read safely or does not have the expected layout."""
+
+
+def _resave_hint(path: Path) -> str:
+    return (
+        "If you trust this file, re-save only its tensors in a trusted environment, e.g.\n"
+        f"  python -c \"import torch; c = torch.load('{path}', weights_only=False); "
+        f"torch.save({{'state_dict': c.get('state_dict', c)}}, '{path.stem}.weights.pt')\"\n"
+        "and convert the new file."
+    )
+
+
+def _reason(message: str) -> str:
+    """The specific line of torch's long weights-only error (which global, which opcode)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    specific = [line for line in lines if "GLOBAL" in line or "global" in line or "Unsupported" in line]
+    return (specific or lines or ["unknown error"])[0][:300]
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """The top-level dict of a `.pt` / `.ckpt` / `.bin` (weights-only unpickling) or a `.safetensors` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return dict(load_file(str(path), device="cpu"))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        message = str(error)
+        if "GLOBAL" not in message and "global" not in message:
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_reason(message)})") from error
+        raise CheckpointError(
+            f"{path}: refused to load: the pickle names code or classes beyond tensors and plain containers, "
+            f"and unpickling it could run arbitrary code (torch.load weights_only=True: {_reason(message)}).\n"
+            f"{_resave_hint(path)}"
+        ) from error
+    except (RuntimeError, EOFError, OSError) as error:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({error})") from error
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"{path}: expected a dict of tensors at the top level, got {type(obj).__name__}")
+    return dict(obj)
+
+
+def load_state_dict(path: str | os.PathLike, key: str | None = "state_dict") -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint: `checkpoint[key]` when present (Lightning, training scripts), else the
+    top level itself. Non-tensor entries are an error naming them."""
+    checkpoint = load_checkpoint(path)
+    state = checkpoint.get(key, checkpoint) if key else checkpoint
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path}: '{key}' is a {type(state).__name__}, not a dict of tensors")
+    bad = [name for name, value in state.items() if not isinstance(value, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: entries that are not tensors: {bad[:8]}{' ...' if len(bad) > 8 else ''}")
+    logger.info("%s: %d tensors", path, len(state))
+    return dict(state)
+
+
+def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """Keys that start with `prefix`, with it removed."""
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def check_keys(expected: Iterable[str], got: Iterable[str], what: str) -> None:
+    """Every expected key present and nothing unexplained left over, or an error listing both."""
+    expected, got = set(expected), set(got)
+    missing, unexpected = sorted(expected - got), sorted(got - expected)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{what}: layout mismatch; missing {len(missing)} keys {missing[:6]}, "
+            f"unexpected {len(unexpected)} keys {unexpected[:6]}"
+        )
+
+
+def load_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str, ignore: Iterable[str] = ()) -> int:
+    """Copy `state` into `model` after checking keys and shapes; returns the number of values copied.
+    `ignore`: model keys allowed to be absent (tied weights)."""
+    target = model.state_dict()
+    ignore = set(ignore)
+    check_keys(set(target) - (ignore - set(state)), state, what)
+    for name, value in state.items():
+        if tuple(value.shape) != tuple(target[name].shape):
+            raise CheckpointError(f"{what}: {name} has shape {tuple(value.shape)}, the model expects {tuple(target[name].shape)}")
+    model.load_state_dict(state, strict=False)
+    return sum(v.numel() for v in state.values())
