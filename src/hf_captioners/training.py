@@ -144,13 +144,16 @@ def make_accelerator(cfg: TrainConfig, cpu: bool = False):
     return accelerator
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only: none on biases, norms and other ndim < 2 parameters."""
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, decay_all: bool = False) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: none on biases, norms and other ndim < 2 parameters.
+
+    `decay_all` decays every trainable parameter, as a plain `AdamW(model.parameters())` does (antarctic's
+    LayerNorm tuning trains nothing but norms, and the original decayed them)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim < 2 or _NO_DECAY.search(name) else decay).append(param)
+        (no_decay if not decay_all and (param.ndim < 2 or _NO_DECAY.search(name)) else decay).append(param)
     if not decay and not no_decay:
         raise ValueError("the model has no trainable parameters")
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -230,9 +233,8 @@ def train_loop(
             callback(epoch)
         if hasattr(dataloader, "set_epoch"):
             dataloader.set_epoch(epoch)
-        loader = accelerator.skip_first_batches(dataloader, batches_done) if batches_done else dataloader
         running, micro = 0.0, 0
-        for batch in loader:
+        for batch in _iterate_without_touching_rng(accelerator, dataloader, batches_done):
             with accelerator.accumulate(model):
                 if batch:
                     loss = compute_loss(model, batch)
@@ -293,6 +295,21 @@ def save_checkpoint(accelerator, output_dir: str, state: dict) -> Path:
         os.replace(staging, final)
     accelerator.wait_for_everyone()
     return final
+
+
+def _iterate_without_touching_rng(accelerator, dataloader, skip: int):
+    """Start the epoch's iterator (after `skip` consumed batches) with the global RNG left as it was.
+
+    Making a skipping loader and starting an iterator draw seeds from the global RNG; a resumed run does
+    that where an uninterrupted one does not, which would shift every later dropout mask.
+    """
+    cpu_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    iterator = iter(accelerator.skip_first_batches(dataloader, skip) if skip else dataloader)
+    torch.set_rng_state(cpu_state)
+    if cuda_states is not None:
+        torch.cuda.set_rng_state_all(cuda_states)
+    return iterator
 
 
 def _batch_size(batch: dict) -> int:
