@@ -12,7 +12,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from transformers import BartForConditionalGeneration, CLIPVisionModelWithProjection, GPT2Config, GPT2LMHeadModel, OPTConfig, OPTForCausalLM
+from transformers import (
+    BartForConditionalGeneration,
+    CLIPVisionModelWithProjection,
+    GPT2Config,
+    GPT2LMHeadModel,
+    OPTConfig,
+    OPTForCausalLM,
+)
 
 open_clip = pytest.importorskip("open_clip")
 
@@ -55,7 +62,7 @@ def original_mapper(sd: dict, x: torch.Tensor, prefix_length: int, clip_length: 
     n, c = h.shape[1:]
     i = 0
     while f"clip_project.transformer.layers.{i}.norm1.weight" in sd:
-        p = lambda name: sd[f"clip_project.transformer.layers.{i}.{name}"]  # noqa: E731
+        p = lambda name, i=i: sd[f"clip_project.transformer.layers.{i}.{name}"]  # noqa: E731
         y = F.layer_norm(h, (c,), p("norm1.weight"), p("norm1.bias"))
         q = (y @ p("attn.to_queries.weight").T).reshape(b, n, heads, c // heads)
         kv = (y @ p("attn.to_keys_values.weight").T).reshape(b, n, 2, heads, c // heads)
