@@ -298,18 +298,22 @@ def save_checkpoint(accelerator, output_dir: str, state: dict) -> Path:
 
 
 def _iterate_without_touching_rng(accelerator, dataloader, skip: int):
-    """Start the epoch's iterator (after `skip` consumed batches) with the global RNG left as it was.
+    """Yield the epoch's batches (after `skip` consumed ones) with the global RNG untouched by their start.
 
-    Making a skipping loader and starting an iterator draw seeds from the global RNG; a resumed run does
-    that where an uninterrupted one does not, which would shift every later dropout mask.
+    Starting a loader (and a skipping one) draws seeds from the global RNG when its first batch is fetched;
+    a resumed run starts one where an uninterrupted one does not, which would shift every later dropout mask.
     """
     cpu_state = torch.get_rng_state()
     cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     iterator = iter(accelerator.skip_first_batches(dataloader, skip) if skip else dataloader)
+    first = next(iterator, None)
     torch.set_rng_state(cpu_state)
     if cuda_states is not None:
         torch.cuda.set_rng_state_all(cuda_states)
-    return iterator
+    if first is None:
+        return
+    yield first
+    yield from iterator
 
 
 def _batch_size(batch: dict) -> int:
