@@ -103,9 +103,13 @@ def load_caption_records(path, splits: str | None, image_root, bad: BadRecords) 
                 name = f"{image['filepath']}/{name}"
             key = image.get("cocoid", image.get("imgid", name))
             raw.append((key, name, [s.get("raw") for s in image.get("sentences") or [] if isinstance(s, dict)]))
-    records = []
+    records, seen = [], set()
     for index, (key, name, captions) in enumerate(raw):
         key = str(key if key is not None else name if name else f"#{index}")
+        if key in seen:
+            bad.skip(key, "DuplicateKey: another image has the same id")
+            continue
+        seen.add(key)
         if not name:
             bad.skip(key, "MissingField: no image file name")
             continue
@@ -312,9 +316,10 @@ def evaluate(model, processor, args, device) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = train_config_from(args)
     accelerator = make_accelerator(cfg, cpu=args.cpu)
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     bad = BadRecords()
     records = load_caption_records(args.train_json, args.split, args.image_root, bad)
