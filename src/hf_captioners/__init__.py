@@ -38,6 +38,12 @@ _LAZY = {
     "AltogetherConfig": "hf_captioners.altogether",
     "AltogetherForConditionalGeneration": "hf_captioners.altogether",
     "AltogetherProcessor": "hf_captioners.altogether",
+    "push_to_hub": "hf_captioners.hub",
+    "render_model_card": "hf_captioners.model_cards",
+    "convert_open_clip": "hf_captioners.convert.open_clip_to_hf",
+    "convert_clipcap": "hf_captioners.convert.clipcap",
+    "convert_altogether": "hf_captioners.convert.altogether_original",
+    "convert_antarctic": "hf_captioners.convert.antarctic_original",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -15,6 +15,8 @@ SUBCOMMANDS = {
     "pretrain-backbones": ("hf_captioners.backbones.cli", "pretrain the toy CLIP, causal LM and BART backbones"),
     "caption-shards": ("hf_captioners.recaption_cli", "re-caption webdataset shards, resumable and exactly once"),
     "evaluate": ("hf_captioners.evaluation_cli", "caption an eval set and report CIDEr-D (no Java), BLEU, ROUGE-L, CLIPScore"),
+    "convert": ("hf_captioners.convert.cli", "convert original checkpoints (open_clip, ClipCap, Altogether, antarctic) to Transformers folders"),
+    "push": ("hf_captioners.hub", "push a saved captioner with its remote code and a rendered model card to the Hub (or --dry-run)"),
 }
 
 
