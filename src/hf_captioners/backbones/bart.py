@@ -140,7 +140,7 @@ def pretrain_bart(
     out_dir: str | os.PathLike,
     config=None,
     steps: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     lr: float = 2e-3,
     vocab_size: int = 2000,
     seed: int = 0,
@@ -154,14 +154,15 @@ def pretrain_bart(
 ) -> dict:
     """Train a BART-style byte-level BPE and a tiny BART denoiser on the backbone split's captions (five short
     + dense); report eval reconstruction loss/perplexity; save to `out_dir` (BartForConditionalGeneration +
-    AutoTokenizer load it)."""
+    AutoTokenizer load it). `config`: a `BartConfig` or a dict of `tiny_bart_config` arguments."""
     from transformers import BartForConditionalGeneration, set_seed
 
     from ..io_utils import atomic_write_json
     from .tokenizers import train_bpe_tokenizer
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    steps = steps if steps is not None else (60 if fast else 800)
+    steps = steps if steps is not None else (40 if fast else 500)
+    batch_size = batch_size or (32 if fast else 64)
     limit = limit if limit is not None else (1000 if fast else None)
     eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)
     noise = {"mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda}
@@ -169,7 +170,10 @@ def pretrain_bart(
         set_seed(seed)
         texts = split_texts(toyworld_root, "backbone", BART_TEXT_FIELDS, limit)
         tokenizer = train_bpe_tokenizer(texts, vocab_size, kind="bart")
-        config = config or tiny_bart_config(len(tokenizer), tokenizer=tokenizer)
+        if config is None or isinstance(config, dict):
+            config = tiny_bart_config(len(tokenizer), tokenizer=tokenizer, **(config or {}))
+        elif config.vocab_size < len(tokenizer):
+            raise ValueError(f"config.vocab_size {config.vocab_size} < the trained tokenizer's {len(tokenizer)} tokens")
         model = BartForConditionalGeneration(config)
         model.generation_config = _generation_config(tokenizer)
         rows = tokenizer(texts, truncation=True, max_length=config.max_position_embeddings)["input_ids"]

@@ -85,7 +85,7 @@ def pretrain_causal_lm(
     out_dir: str | os.PathLike,
     config=None,
     steps: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     lr: float = 2e-3,
     vocab_size: int = 2000,
     seed: int = 0,
@@ -99,7 +99,7 @@ def pretrain_causal_lm(
     """Train a byte-level BPE and a tiny GPT-2 on alt-texts + dense captions of `splits`; report eval
     perplexity; save both to `out_dir` (AutoModelForCausalLM + AutoTokenizer load them).
 
-    `config` is a `GPT2Config` (or any causal-LM config whose vocab matches the tokenizer).
+    `config`: a causal-LM config (vocab at least the tokenizer's) or a dict of `tiny_causal_lm_config` arguments.
     """
     from transformers import AutoModelForCausalLM, GenerationConfig, set_seed
 
@@ -107,7 +107,8 @@ def pretrain_causal_lm(
     from .tokenizers import train_bpe_tokenizer
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    steps = steps if steps is not None else (60 if fast else 800)
+    steps = steps if steps is not None else (40 if fast else 500)
+    batch_size = batch_size or (32 if fast else 64)
     limit = limit if limit is not None else (1000 if fast else None)
     eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)
     with num_threads(threads):
@@ -116,7 +117,10 @@ def pretrain_causal_lm(
         if not texts:
             raise ValueError(f"no toy-world text for the causal LM in splits {splits} under {toyworld_root}")
         tokenizer = train_bpe_tokenizer(texts, vocab_size, kind="gpt2")
-        config = config or tiny_causal_lm_config(len(tokenizer), tokenizer=tokenizer)
+        if config is None or isinstance(config, dict):
+            config = tiny_causal_lm_config(len(tokenizer), tokenizer=tokenizer, **(config or {}))
+        elif config.vocab_size < len(tokenizer):
+            raise ValueError(f"config.vocab_size {config.vocab_size} < the trained tokenizer's {len(tokenizer)} tokens")
         model = AutoModelForCausalLM.from_config(config)
         rows = _encode(tokenizer, texts, config.n_positions if hasattr(config, "n_positions") else 128)
         losses = train_loop(

@@ -29,13 +29,15 @@ __all__ = [
 ]
 
 
-def tiny_clip_config(image_size: int = 64, hidden: int = 128, layers: int = 3, projection: int = 128):
+def tiny_clip_config(
+    image_size: int = 64, hidden: int = 64, layers: int = 3, projection: int = 64, text_layers: int = 2
+):
     """A ViT with 8-pixel patches (64 tokens at 64 px) and a small text tower; the vocabulary and ids are
     CLIP's own (49,408 tokens, bos 49406, eos 49407, pad 0 as open_clip pads)."""
     from transformers import CLIPConfig
 
     text = dict(
-        vocab_size=49408, hidden_size=hidden, intermediate_size=hidden * 4, num_hidden_layers=2,
+        vocab_size=49408, hidden_size=hidden, intermediate_size=hidden * 4, num_hidden_layers=text_layers,
         num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406, eos_token_id=49407, pad_token_id=0,
     )
     vision = dict(
@@ -155,7 +157,7 @@ def pretrain_clip(
     out_dir: str | os.PathLike,
     config=None,
     steps: int | None = None,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     lr: float = 1e-3,
     seed: int = 0,
     fast: bool = False,
@@ -168,7 +170,8 @@ def pretrain_clip(
 
     `out_dir` gets the model, the CLIP tokenizer (open_clip's vocabulary) and the image processor, so
     `CLIPModel.from_pretrained` + `CLIPProcessor.from_pretrained` (or AutoModel/AutoTokenizer) load it.
-    Returns the metrics (also written to `out_dir/pretrain_metrics.json`).
+    `config`: a `CLIPConfig`, or a dict of `tiny_clip_config` arguments. Returns the metrics (also written to
+    `out_dir/pretrain_metrics.json`).
     """
     import json as _json
 
@@ -179,12 +182,13 @@ def pretrain_clip(
     from ..toyworld import load_hf_split
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    steps = steps if steps is not None else (40 if fast else 600)
+    steps = steps if steps is not None else (30 if fast else 600)
+    batch_size = batch_size or (64 if fast else 128)
     limit = limit if limit is not None else (1000 if fast else None)
     eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)
     with num_threads(threads):
         set_seed(seed)
-        config = config or tiny_clip_config()
+        config = tiny_clip_config(**(config or {})) if config is None or isinstance(config, dict) else config
         image_size = config.vision_config.image_size
         tokenizer = build_clip_tokenizer(context_length=config.text_config.max_position_embeddings)
         image_processor = build_clip_image_processor(image_size)

@@ -1,0 +1,44 @@
+"""Byte-level BPE tokenizers for the toy LM and BART: special tokens, padding side, save/reload."""
+
+from __future__ import annotations
+
+import pytest
+
+from hf_captioners.backbones.tokenizers import train_bpe_tokenizer
+
+TEXTS = [f"a {c} {s} on a striped background" for c in ("red", "blue", "gray") for s in ("circle", "star")] * 5
+TEXTS += ["A picture of Brailou showing a small red circle at the top, on a dotted background."] * 3
+
+
+def test_bart_kind_adds_bos_eos_like_bart_large(tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = train_bpe_tokenizer(TEXTS, 400, out_dir=tmp_path, kind="bart")
+    assert [tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id] == [0, 1, 2, 3]
+    assert tokenizer.mask_token == "<mask>"
+    ids = tokenizer("a red circle").input_ids
+    assert ids[0] == 0 and ids[-1] == 2
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "a red circle"
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert reloaded("a red circle <mask> Zorblax").input_ids == tokenizer("a red circle <mask> Zorblax").input_ids
+
+
+def test_gpt2_kind_pads_left_and_survives_reload(tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = train_bpe_tokenizer(TEXTS, 400, out_dir=tmp_path, kind="gpt2")
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    for tok in (tokenizer, reloaded):
+        assert tok.padding_side == "left"
+        assert tok.pad_token == "<pad>" and tok.eos_token == "<|endoftext|>" and tok.pad_token_id != tok.eos_token_id
+        batch = tok(["a red circle", "a picture of Qwertyuiop"], padding=True)
+        assert batch["input_ids"][0][0] == tok.pad_token_id and batch["attention_mask"][0][0] == 0
+    unseen = "Zorblax &amp; \u00e9t\u00e9 \U0001f600"
+    assert tokenizer.decode(tokenizer(unseen).input_ids) == unseen
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="kind"):
+        train_bpe_tokenizer(TEXTS, 400, kind="t5")
+    with pytest.raises(ValueError, match="vocab_size"):
+        train_bpe_tokenizer(TEXTS, 100)
