@@ -1,48 +1,391 @@
-"""`hf-captioners demo`: the project's main job on its embedded default, the toy world.
+"""`hf-captioners demo`: the toy-world reproduction of both papers' claims, end to end on a CPU.
 
-Stages run in order and each writes under `--out`; the summary table is printed at the end.
+toy world -> toy backbones (CLIP, causal LM, BART) -> Altogether PT -> FT, ClipCap (no alt-text),
+antarctic (cache + LN tuning) -> caption the eval split (and its shards) -> metrics -> `results/`
+(results.md, results.json, plot.png, samples.html) -> reload the saved folders through AutoModel and the
+pipelines. Training runs the repository's own example scripts, as a user would.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import re
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-FAST_SPLITS = {"train": 2000, "eval": 200, "backbone": 1000}
-FULL_SPLITS = {"train": 20000, "eval": 500, "backbone": 10000}
+logger = logging.getLogger(__name__)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes and step counts of one demo run."""
+
+    train: int
+    eval: int
+    backbone: int
+    backbone_steps: dict
+    pt_steps: int
+    ft_epochs: int
+    ft_max_steps: int | None
+    antarctic_steps: int
+    cache_size: int
+    num_candidates: int
+    batch_size: int = 32
+
+
+SCALES = {
+    "full": Scale(20000, 500, 10000, {}, pt_steps=300, ft_epochs=2, ft_max_steps=None, antarctic_steps=600,
+                  cache_size=2000, num_candidates=16),
+    "fast": Scale(3000, 200, 3000, {"clip": 150, "lm": 150, "bart": 150}, pt_steps=40, ft_epochs=1, ft_max_steps=90,
+                  antarctic_steps=80, cache_size=1000, num_candidates=8),
+    "tiny": Scale(64, 16, 64, {"clip": 3, "lm": 3, "bart": 3}, pt_steps=2, ft_epochs=1, ft_max_steps=2,
+                  antarctic_steps=2, cache_size=200, num_candidates=2, batch_size=8),
+}
+MAPPER = ["--prefix_length", "10", "--prompt_length", "32", "--mapper_num_layers", "2", "--mapper_num_heads", "4"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results", help="output folder")
-    parser.add_argument("--fast", action="store_true", help="a small smoke run")
+    parser.add_argument("--fast", action="store_true", help="a smoke run (about 3 minutes)")
+    parser.add_argument("--scale", choices=sorted(SCALES), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--update-readme", action="store_true", help="write the table and plot into README.md/docs")
     parser.add_argument("--no-progress", action="store_true")
 
 
-def _stats_table(summary: dict) -> str:
-    rows = ["| split | images | empty alt | junk alt | alt with name | wrong attribute | held-out images |", "|---|---|---|---|---|---|---|"]
-    for split, s in summary["splits"].items():
-        rows.append(
-            f"| {split} | {s['examples']} | {s['rate_alt_empty']:.1%} | {s['rate_alt_junk_only']:.1%} | "
-            f"{s['rate_alt_with_name']:.1%} | {s['rate_alt_with_wrong_attribute']:.1%} | {s['images_with_held_out_concept']} |"
-        )
-    return "\n".join(rows)
+class Stages:
+    """Runs and times the stages; each stage's wall time lands in the results."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, func, *args, **kwargs):
+        logger.info("== %s", name)
+        start = time.perf_counter()
+        result = func(*args, **kwargs)
+        self.seconds[name] = round(time.perf_counter() - start, 1)
+        logger.info("== %s done in %.1fs", name, self.seconds[name])
+        return result
+
+
+def _script(name: str, args: list, log: Path) -> None:
+    """Run an example script in its own process (as `accelerate launch` would), its output in `log`."""
+    path = EXAMPLES / f"{name}.py"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run the demo from a source checkout of hf-captioners")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    with open(log, "w", encoding="utf-8") as handle:
+        result = subprocess.run([sys.executable, str(path), *map(str, args)], stdout=handle, stderr=subprocess.STDOUT, env=env)
+    if result.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"{name} failed (exit {result.returncode}); log {log}:\n{tail}")
+
+
+def pretrain_backbones(tw: Path, out: Path, scale: Scale, seed: int, progress: bool) -> dict:
+    from .backbones import pretrain_bart, pretrain_causal_lm, pretrain_clip
+    from .io_utils import atomic_write_json
+
+    metrics = {}
+    for name, recipe in (("clip", pretrain_clip), ("lm", pretrain_causal_lm), ("bart", pretrain_bart)):
+        steps = scale.backbone_steps.get(name)
+        limits = {"limit": scale.backbone * 2, "eval_limit": scale.eval} if steps is not None else {}
+        metrics[name] = recipe(tw, out / name, steps=steps, seed=seed, progress=progress, **limits)
+    atomic_write_json(out / "metrics.json", metrics, indent=1)
+    return metrics
+
+
+def train_altogether(tw: Path, bb: Path, runs: Path, scale: Scale, seed: int) -> None:
+    common = ["--batch_size", scale.batch_size, "--seed", seed, "--log_every", 50, "--warmup_steps", 20]
+    _script("train_altogether", ["--stage", "pt", "--train_shards", str(tw / "shards" / "train-*.tar"),
+                                 "--vision_model", bb / "clip", "--text_model", bb / "lm", *MAPPER,
+                                 "--output_dir", runs / "altogether_pt", "--max_steps", scale.pt_steps,
+                                 "--learning_rate", "1e-3", *common], runs / "altogether_pt.log")
+    ft = ["--stage", "ft", "--train_json", tw / "altogether_ft" / "train.json", "--image_root", tw / "images",
+          "--precompute_image_embeds", "--num_epochs", scale.ft_epochs, "--learning_rate", "5e-4", *common]
+    if scale.ft_max_steps:
+        ft += ["--max_steps", scale.ft_max_steps]
+    _script("train_altogether", [*ft, "--resume", runs / "altogether_pt" / "final", "--output_dir", runs / "altogether"],
+            runs / "altogether.log")
+    _script("train_altogether", [*ft, "--no_alt_text", "--vision_model", bb / "clip", "--text_model", bb / "lm", *MAPPER,
+                                 "--output_dir", runs / "clipcap"], runs / "clipcap.log")
+
+
+def train_antarctic(tw: Path, bb: Path, runs: Path, scale: Scale, seed: int) -> None:
+    _script("train_antarctic", ["--train_json", tw / "coco" / "dataset_coco.json", "--split", "train",
+                                "--image_root", tw / "images", "--clip_model", bb / "clip", "--bart_model", bb / "bart",
+                                "--num_unigrams", scale.cache_size, "--num_bigrams", scale.cache_size,
+                                "--output_dir", runs / "antarctic", "--max_steps", scale.antarctic_steps,
+                                "--batch_size", 16 if scale.batch_size > 16 else scale.batch_size, "--seed", seed,
+                                "--log_every", 50], runs / "antarctic.log")
+
+
+# ---- toy-world measures of the papers' claims ----------------------------------------------------------
+
+def _contains(text: str, phrase: str) -> bool:
+    return re.search(rf"\b{re.escape(phrase)}\b", text.lower()) is not None
+
+
+def errors_corrected(captions: list[str], table) -> dict:
+    """Of the eval alt-texts that state a wrong colour/shape, the share whose caption states the object's
+    true attributes and not the alt-text's wrong ones."""
+    fixed = total = 0
+    for caption, error_json, scene_json in zip(captions, table["alt_error"], table["scene"], strict=True):
+        if not error_json:
+            continue
+        error, scene = json.loads(error_json), json.loads(scene_json)
+        obj = scene["objects"][error["object"]]
+        right = f"{obj['color']} {obj['shape']}"
+        wrong_obj = dict(obj, **{error["field"]: error["wrong"]})
+        wrong = f"{wrong_obj['color']} {wrong_obj['shape']}"
+        wrong_is_true_elsewhere = any(f"{o['color']} {o['shape']}" == wrong for o in scene["objects"])
+        total += 1
+        fixed += _contains(caption or "", right) and (wrong_is_true_elsewhere or not _contains(caption or "", wrong))
+    return {"errors_corrected": fixed / total if total else None, "errors_total": total}
+
+
+def held_out_mentions(captions: list[str], table, concept: str) -> dict:
+    """How often captions name the held-out concept on images that show it, and on images that do not."""
+    shows = [any(concept in (o["color"], o["shape"]) for o in json.loads(s)["objects"]) for s in table["scene"]]
+    hits = [_contains(c or "", concept) for c in captions]
+    pos = [h for h, s in zip(hits, shows) if s]
+    neg = [h for h, s in zip(hits, shows) if not s]
+    return {"held_out_recall": sum(pos) / len(pos) if pos else None,
+            "held_out_false_positive": sum(neg) / len(neg) if neg else None, "held_out_images": len(pos)}
+
+
+SYSTEMS = (
+    ("alt-text copied", "copy"),
+    ("ClipCap (image only)", "clipcap"),
+    ("Altogether (image + alt-text)", "altogether"),
+    ("antarctic (beam)", "antarctic_beam"),
+    ("antarctic (sample-N + CLIP re-rank)", "antarctic_sample"),
+    ("antarctic + custom cache entry", "antarctic_custom"),
+)
+
+
+def evaluate_systems(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, concept: str, progress: bool) -> dict:
+    import torch
+    from transformers import AutoModel, AutoProcessor, CLIPModel, pipeline
+
+    from .evaluation import load_eval_set, run_evaluation
+    from .toyworld import load_hf_split
+
+    examples = load_eval_set(toyworld=str(tw), split="eval", references="dense", limit=scale.eval)
+    table = load_hf_split(tw, "eval").select(range(len(examples)))
+    clip = (CLIPModel.from_pretrained(bb / "clip").eval(), AutoProcessor.from_pretrained(bb / "clip"))
+    greedy = {"do_sample": False, "num_beams": 1, "max_new_tokens": 48}
+    results = {}
+
+    def record(key, metrics):
+        captions = [json.loads(line)["caption"] for line in (out / "eval" / key / "captions.jsonl").read_text().splitlines()]
+        metrics.update(errors_corrected(captions, table))
+        metrics.update(held_out_mentions(captions, table, concept))
+        results[key] = metrics
+
+    record("copy", run_evaluation(examples, out / "eval" / "copy", baseline="alt_text", clip=clip, progress=progress))
+    for key, use_alt in (("clipcap", False), ("altogether", True)):
+        pipe = pipeline("image-to-text", model=str(runs / key / "final"), trust_remote_code=True)
+        record(key, run_evaluation(examples, out / "eval" / key, pipe=pipe, batch_size=scale.batch_size,
+                                   generate_kwargs=greedy, use_alt_text=use_alt, clip=clip, progress=progress))
+    antarctic_dir = runs / "antarctic" / "final"
+    pipe = pipeline("image-to-text", model=str(antarctic_dir), trust_remote_code=True)
+    sample = {"do_sample": True, "top_p": 0.9, "temperature": 0.7}
+    torch.manual_seed(0)
+    record("antarctic_beam", run_evaluation(examples, out / "eval" / "antarctic_beam", pipe=pipe, batch_size=scale.batch_size,
+                                            use_alt_text=False, clip=clip, progress=progress))
+    record("antarctic_sample", run_evaluation(
+        examples, out / "eval" / "antarctic_sample", pipe=lambda images, **kw: pipe(
+            images, num_candidates=scale.num_candidates, generate_kwargs=sample, batch_size=kw.get("batch_size")),
+        batch_size=scale.batch_size, use_alt_text=False, clip=clip, progress=progress))
+    model = AutoModel.from_pretrained(antarctic_dir, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(antarctic_dir, trust_remote_code=True)
+    custom = model.cache.copy()
+    custom.add([concept, *(f"{concept} {shape}" for shape in ("circle", "square", "triangle", "diamond", "star", "cross", "ring"))],
+               text_encoder=model.text_encoder(processor.clip_tokenizer))
+    custom_pipe = pipeline("image-to-text", model=str(antarctic_dir), trust_remote_code=True)
+    record("antarctic_custom", run_evaluation(
+        examples, out / "eval" / "antarctic_custom",
+        pipe=lambda images, **kw: custom_pipe(images, cache=custom, batch_size=kw.get("batch_size")),
+        batch_size=scale.batch_size, use_alt_text=False, clip=clip, progress=progress))
+    return results
+
+
+def recaption_eval_shards(tw: Path, runs: Path, out: Path, scale: Scale) -> dict:
+    from .captioners import load_captioner
+    from .recaption import caption_shards, expand_shard_specs
+
+    captioner = load_captioner(str(runs / "altogether" / "final"), generate_kwargs={"do_sample": False, "max_new_tokens": 48})
+    summary = caption_shards(captioner, expand_shard_specs(str(tw / "shards" / "eval-*.tar")), out / "recaption",
+                             batch_size=scale.batch_size, num_workers=1, extra_formats=("jsonl",), progress=False)
+    return {"line": summary.line(), "captioned": summary.captioned, "images_per_second": summary.images_per_second}
+
+
+def reload_and_caption(tw: Path, runs: Path) -> list[dict]:
+    """The trained folders through the public entry points only: AutoModel + both pipelines."""
+    from PIL import Image
+    from transformers import AutoModel, pipeline
+
+    from .toyworld import load_hf_split
+
+    rows = load_hf_split(tw, "eval").select(range(3))
+    shown = []
+    for key in ("altogether", "antarctic"):
+        AutoModel.from_pretrained(runs / key / "final", trust_remote_code=True)
+    to_text = pipeline("image-to-text", model=str(runs / "altogether" / "final"), trust_remote_code=True)
+    itt = pipeline("image-text-to-text", model=str(runs / "altogether" / "final"), trust_remote_code=True)
+    antarctic = pipeline("image-to-text", model=str(runs / "antarctic" / "final"), trust_remote_code=True)
+    for row in rows:
+        image: Image.Image = row["image"]
+        shown.append({
+            "alt_text": row["alt_text"],
+            "altogether image-to-text": to_text(image, alt_text=row["alt_text"], do_sample=False, max_new_tokens=48)[0][
+                "generated_text"],
+            "altogether image-text-to-text": itt(images=image, text=row["alt_text"] or " ", max_new_tokens=48, return_full_text=False,
+                                                 generate_kwargs={"do_sample": False})[0]["generated_text"],
+            "antarctic image-to-text": antarctic(image)[0]["generated_text"],
+            "reference": row["caption"],
+        })
+    return shown
+
+
+# ---- reports ---------------------------------------------------------------------------------------------
+
+def results_table(results: dict) -> str:
+    def pct(value):
+        return "–" if value is None else f"{value:.1%}"
+
+    lines = ["| system | CIDEr-D | name retention | errors corrected | CLIPScore | held-out concept named (shown / not shown) |",
+             "|---|---|---|---|---|---|"]
+    for label, key in SYSTEMS:
+        m = results[key]
+        lines.append(f"| {label} | {m['cider_d'] * 100:.1f} | {pct(m.get('name_retention'))} | {pct(m['errors_corrected'])} | "
+                     f"{m.get('clip_score', 0.0):.3f} | {pct(m['held_out_recall'])} / {pct(m['held_out_false_positive'])} |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [label.replace(" (", "\n(") for label, _ in SYSTEMS]
+    keys = [key for _, key in SYSTEMS]
+    panels = (("CIDEr-D", [results[k]["cider_d"] * 100 for k in keys]),
+              ("name retention (%)", [100 * (results[k].get("name_retention") or 0) for k in keys]),
+              ("alt-text errors corrected (%)", [100 * (results[k]["errors_corrected"] or 0) for k in keys]))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    colors = ["#9e9e9e", "#64b5f6", "#1565c0", "#ffb74d", "#f57c00", "#e65100"]
+    for ax, (title, values) in zip(axes, panels):
+        ax.bar(range(len(values)), values, color=colors)
+        ax.set_title(title)
+        ax.set_xticks(range(len(values)), labels, rotation=60, ha="right", fontsize=8)
+        for i, v in enumerate(values):
+            ax.text(i, v, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
+    fig.suptitle("toy-world reproduction (same eval images for every system)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def samples_html(tw: Path, out: Path, n: int = 12) -> None:
+    import base64
+    import html
+
+    from .toyworld import load_hf_split
+
+    table = load_hf_split(tw, "eval").cast_column("image", __import__("datasets").Image(decode=False))
+    captions = {}
+    for _, key in SYSTEMS:
+        for line in (out / "eval" / key / "captions.jsonl").read_text().splitlines()[:n]:
+            row = json.loads(line)
+            captions.setdefault(row["key"], {})[key] = row["caption"]
+    cells = []
+    for row in table.select(range(min(n, len(table)))):
+        image = base64.b64encode(row["image"]["bytes"]).decode()
+        lines = "".join(f"<li><b>{html.escape(label)}</b>: {html.escape(captions.get(row['key'], {}).get(key) or '')}</li>"
+                        for label, key in SYSTEMS[1:])
+        cells.append(f"<div class=s><img src='data:image/jpeg;base64,{image}' width=128><div><p><b>alt-text</b>: "
+                     f"{html.escape(row['alt_text'])}</p><p><b>reference</b>: {html.escape(row['caption'])}</p>"
+                     f"<ul>{lines}</ul></div></div>")
+    page = ("<!doctype html><meta charset=utf-8><title>hf-captioners toy-world samples</title><style>"
+            "body{font-family:sans-serif;max-width:1100px;margin:auto}.s{display:flex;gap:16px;margin:14px 0;"
+            "border-bottom:1px solid #ddd;padding-bottom:10px}img{image-rendering:pixelated}</style>"
+            "<h1>Toy-world samples</h1>" + "".join(cells))
+    from .io_utils import atomic_write_text
+
+    atomic_write_text(out / "samples.html", page)
+
+
+def update_readme(readme: Path, table: str, plot_path: Path) -> None:
+    from .io_utils import atomic_write_text
+
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- demo-results:start -->", "<!-- demo-results:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} block to fill")
+    block = f"{start}\n{table}\n\n![toy-world results]({plot_path.as_posix()})\n{end}"
+    atomic_write_text(readme, re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S))
 
 
 def run(args: argparse.Namespace) -> int:
     from .io_utils import atomic_write_json, atomic_write_text
     from .toyworld import ToyWorldConfig, generate_toyworld
 
-    start = time.perf_counter()
+    started = time.perf_counter()
+    scale_name = args.scale or ("fast" if args.fast else "full")
+    scale = SCALES[scale_name]
     out = Path(args.out)
-    splits = FAST_SPLITS if args.fast else FULL_SPLITS
-    world = generate_toyworld(out / "toyworld", splits=splits, config=ToyWorldConfig(seed=args.seed), progress=not args.no_progress)
-    table = _stats_table(world)
-    atomic_write_text(out / "toyworld_stats.md", table + "\n")
-    atomic_write_json(out / "results.json", {"toyworld": world["splits"]}, indent=1)
+    tw, bb, runs = out / "toyworld", out / "backbones", out / "runs"
+    config = ToyWorldConfig(seed=args.seed)
+    concept = config.held_out[0]
+    progress = not args.no_progress
+    stages = Stages()
+    world = stages.run("toy world", generate_toyworld, tw, splits={"train": scale.train, "eval": scale.eval,
+                       "backbone": scale.backbone}, config=config, shard_size=max(scale.eval // 2, 8), progress=progress)
+    backbones = stages.run("toy backbones", pretrain_backbones, tw, bb, scale, args.seed, progress)
+    stages.run("train Altogether (PT, FT) and ClipCap", train_altogether, tw, bb, runs, scale, args.seed)
+    stages.run("train antarctic", train_antarctic, tw, bb, runs, scale, args.seed)
+    results = stages.run("evaluate", evaluate_systems, tw, bb, runs, out, scale, concept, progress)
+    recaption = stages.run("re-caption eval shards", recaption_eval_shards, tw, runs, out, scale)
+    shown = stages.run("reload and caption through the pipelines", reload_and_caption, tw, runs)
+
+    table = results_table(results)
+    plot(results, out / "plot.png")
+    samples_html(tw, out, n=min(12, scale.eval))
+    summary = {
+        "scale": scale_name, "seconds": round(time.perf_counter() - started, 1), "stage_seconds": stages.seconds,
+        "toyworld": world["splits"], "backbones": backbones, "held_out_concept": concept,
+        "systems": {key: {k: v for k, v in results[key].items() if k != "per_example"} for _, key in SYSTEMS},
+        "recaption": recaption, "pipeline_samples": shown,
+    }
+    atomic_write_json(out / "results.json", summary, indent=1)
+    clip_r1 = backbones["clip"].get("recall_at_1", backbones["clip"].get("eval_recall_at_1"))
+    report = [f"# Toy-world reproduction ({scale_name}, {summary['seconds']:.0f}s on {os.cpu_count()} CPUs)", "", table, "",
+              f"Held-out concept: `{concept}` (absent from the captioners' training split and default cache).",
+              f"Toy CLIP image->text R@1: {clip_r1}; LM perplexity: {backbones['lm'].get('eval_perplexity')}.",
+              f"Re-captioning the eval shards: {recaption['line']}", "", "Stage times (s): " + json.dumps(stages.seconds)]
+    atomic_write_text(out / "results.md", "\n".join(report) + "\n")
+    if args.update_readme:
+        root = Path(__file__).resolve().parents[2]
+        plot(results, root / "docs" / "results.png")
+        update_readme(root / "README.md", table, Path("docs/results.png"))
+
     print(table)
-    print(json.dumps({"toyworld_seconds": world["seconds"]}))
-    print(f"demo: toy world of {sum(splits.values())} images under {out} in {time.perf_counter() - start:.1f}s")
+    print()
+    for sample in shown:
+        print(json.dumps(sample, ensure_ascii=False))
+    print(f"demo: {scale_name} run in {summary['seconds']:.0f}s; Altogether CIDEr-D {results['altogether']['cider_d'] * 100:.1f} "
+          f"vs copy {results['copy']['cider_d'] * 100:.1f} vs ClipCap {results['clipcap']['cider_d'] * 100:.1f}; "
+          f"results in {out}/results.md, plot.png, samples.html")
     return 0
