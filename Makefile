@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 bench: $(STAMP)
-	$(TEST_ENV) $(PY) -m benchmarks $(BENCH_ARGS)
+	$(TEST_ENV) $(PY) -m benchmarks $(BENCH)
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
