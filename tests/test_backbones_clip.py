@@ -23,7 +23,7 @@ def test_loss_falls_and_metrics_are_reported(trained):
     out, metrics = trained
     assert metrics["loss_end"] < metrics["loss_start"] - 0.3
     assert metrics["train_images"] == 32 and metrics["eval_images"] == 16
-    for key in ("recall@1_dense", "recall@1_short", "zero_shot_color_acc"):
+    for key in ("recall_at_1", "recall_at_1_short", "zero_shot_color_acc"):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["chance_dense"] == pytest.approx(1 / 16)
     assert json.loads((out / "pretrain_metrics.json").read_text())["steps"] == 40
@@ -66,6 +66,6 @@ def test_recall_counts_the_diagonal():
     pixels = torch.eye(4).view(4, 4, 1, 1)
     captions = [[f"short {i}", f"dense {i}"] for i in range(4)]
     metrics = evaluate_clip(Echo(), Tok(), pixels, captions)
-    assert metrics["recall@1_dense"] == 1.0 and metrics["recall@1_short"] == 1.0
+    assert metrics["recall_at_1"] == 1.0 and metrics["recall_at_1_short"] == 1.0
     swapped = [[f"short {(i + 1) % 4}", f"dense {(i + 1) % 4}"] for i in range(4)]
-    assert evaluate_clip(Echo(), Tok(), pixels, swapped)["recall@1_dense"] == 0.0
+    assert evaluate_clip(Echo(), Tok(), pixels, swapped)["recall_at_1"] == 0.0

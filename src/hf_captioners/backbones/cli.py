@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     parts = []
     if "clip" in m:
         c = m["clip"]
-        parts.append(f"clip R@1 {c['recall@1_dense']:.3f} (chance {c['chance_dense']:.3f}) in {c['seconds']:.0f}s")
+        parts.append(f"clip R@1 {c['recall_at_1']:.3f} (chance {c['chance_dense']:.3f}) in {c['seconds']:.0f}s")
     if "lm" in m:
         parts.append(f"lm eval ppl {m['lm']['eval_perplexity']:.2f} in {m['lm']['seconds']:.0f}s")
     if "bart" in m:

@@ -120,9 +120,9 @@ def _pooled(output) -> torch.Tensor:
 def evaluate_clip(model, tokenizer, pixels: torch.Tensor, captions: list[list[str]], scenes: list[dict] | None = None):
     """Image->text retrieval on a held-out split.
 
-    - recall@1_dense: each image against the name-free dense captions of ALL images of the split (one
+    - recall_at_1: each image against the name-free dense captions of ALL images of the split (one
       per image, N-way; chance 1/N); a hit is the image's own caption.
-    - recall@1_short: each image against all 5N short captions; a hit is a caption whose text is one of
+    - recall_at_1_short: each image against all 5N short captions; a hit is a caption whose text is one of
       the image's own five (identical texts of other images count too, they describe it equally well).
     - zero-shot object accuracy on one-object images: "a {colour} {shape}" over all colour x shape
       prompts; colour, shape and both correct (chance 1/11, 1/7, 1/77).
@@ -132,11 +132,11 @@ def evaluate_clip(model, tokenizer, pixels: torch.Tensor, captions: list[list[st
     images = encode_clip_images(model, pixels)
     dense = [c[-1] for c in captions]
     sims = images @ _encode_texts(model, tokenizer, dense).T
-    metrics = {"recall@1_dense": (sims.argmax(1) == torch.arange(len(dense))).float().mean().item()}
+    metrics = {"recall_at_1": (sims.argmax(1) == torch.arange(len(dense))).float().mean().item()}
     short = [c for caps in captions for c in caps[:-1]]
     owner_texts = [set(caps[:-1]) for caps in captions]
     best = (images @ _encode_texts(model, tokenizer, short).T).argmax(1).tolist()
-    metrics["recall@1_short"] = float(np.mean([short[j] in owner_texts[i] for i, j in enumerate(best)]))
+    metrics["recall_at_1_short"] = float(np.mean([short[j] in owner_texts[i] for i, j in enumerate(best)]))
     metrics["chance_dense"] = 1.0 / len(dense)
     if scenes is not None:
         single = [i for i, s in enumerate(scenes) if len(s["objects"]) == 1]
