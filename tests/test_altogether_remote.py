@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,25 +13,17 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-import hf_captioners
 from hf_captioners.altogether.testing_altogether import tiny_altogether
 
-SRC = Path(hf_captioners.__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).parent))
+from isolation import run_without_package  # noqa: E402
+
 ALT_TEXTS = ["a red square &amp; Zorblax", None, ["blue circle", "blue circle", "photo"]]
 CAPTIONS = ["a red square.", "a green thing", "a blue circle on the left"]
 
 FRESH_PROCESS = textwrap.dedent(
     """
     import json, os, sys
-    src = os.path.realpath(os.environ["HFC_SRC"])
-    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != src]
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-    try:
-        import hf_captioners  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("hf_captioners is still importable: the test would prove nothing")
 
     import torch
     from PIL import Image
@@ -114,17 +104,8 @@ def test_fresh_process_without_the_package_gives_identical_results(saved, tmp_pa
         beam = model.generate(**inputs, do_sample=False, num_beams=2, max_new_tokens=6)
     captions = processor.batch_decode(tokens)
 
-    script = tmp_path / "fresh.py"
-    script.write_text(FRESH_PROCESS)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(
-        HFC_SRC=str(SRC), HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", PYTHONNOUSERSITE="1",
-        ALT_TEXTS=json.dumps(ALT_TEXTS), CAPTIONS=json.dumps(CAPTIONS),
-    )  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, str(script), str(ckpt), *map(str, paths)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    proc = run_without_package(FRESH_PROCESS, [ckpt, *paths], tmp_path,
+                               env={"ALT_TEXTS": json.dumps(ALT_TEXTS), "CAPTIONS": json.dumps(CAPTIONS)})
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout.split("RESULT", 1)[1])
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +15,9 @@ from PIL import Image
 
 from hf_captioners.antarctic import AntarcticCache, AntarcticForConditionalGeneration, CacheError
 from hf_captioners.antarctic.image_utils import ImageInputError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from isolation import run_without_package  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -154,17 +156,7 @@ def test_remote_code_and_pipeline_in_a_fresh_process_without_the_package(tiny, t
     processor.save_pretrained(tmp_path / "m")
     images[0].save(tmp_path / "a.png")
     script = textwrap.dedent(f"""
-        import importlib.abc, json, sys
-        class Hide(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] == "hf_captioners":
-                    raise ImportError("hidden for this test")
-        sys.meta_path.insert(0, Hide())
-        try:
-            import hf_captioners  # noqa
-            raise SystemExit("hf_captioners is importable")
-        except ImportError:
-            pass
+        import json
         from PIL import Image
         from transformers import AutoModel, pipeline
         model = AutoModel.from_pretrained({str(tmp_path / "m")!r}, trust_remote_code=True)
@@ -177,9 +169,7 @@ def test_remote_code_and_pipeline_in_a_fresh_process_without_the_package(tiny, t
                     generate_kwargs={{"max_new_tokens": 6}}, batch_size=2)
         print(json.dumps({{"one": one, "many": many}}))
     """)
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path,
-                            timeout=300)
+    result = run_without_package(script, [], tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(out["one"]) == 1 and isinstance(out["one"][0]["generated_text"], str)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -20,6 +18,9 @@ from PIL import Image
 
 import hf_captioners
 from hf_captioners.hub import push_to_hub
+
+sys.path.insert(0, str(Path(__file__).parent))
+from isolation import run_without_package  # noqa: E402
 
 SRC = Path(hf_captioners.__file__).resolve().parent.parent
 GEN = {"max_new_tokens": 6, "do_sample": False}
@@ -163,15 +164,6 @@ def test_upload_calls(altogether):
 FRESH = textwrap.dedent(
     """
     import json, os, sys
-    src = os.path.realpath(os.environ["HFC_SRC"])
-    sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) != src]
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-    try:
-        import hf_captioners  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("hf_captioners is still importable: the test would prove nothing")
     import torch
     from PIL import Image
     from transformers import AutoModel, pipeline
@@ -206,12 +198,7 @@ def test_dry_run_folders_load_in_a_fresh_process_without_the_package(altogether,
     image = Image.new("RGB", (40, 36), (200, 30, 30))
     image.save(tmp_path / "img.png")
 
-    script = tmp_path / "fresh.py"
-    script.write_text(FRESH)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HFC_SRC=str(SRC), HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1", PYTHONNOUSERSITE="1")
-    proc = subprocess.run([sys.executable, str(script), str(dry_a), str(dry_b), str(tmp_path / "img.png")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    proc = run_without_package(FRESH, [dry_a, dry_b, tmp_path / "img.png"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads(proc.stdout.split("RESULT", 1)[1])
     assert out["altogether_module"].startswith("transformers_modules")
