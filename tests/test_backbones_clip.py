@@ -69,3 +69,17 @@ def test_recall_counts_the_diagonal():
     assert metrics["recall_at_1"] == 1.0 and metrics["recall_at_1_short"] == 1.0
     swapped = [[f"short {(i + 1) % 4}", f"dense {(i + 1) % 4}"] for i in range(4)]
     assert evaluate_clip(Echo(), Tok(), pixels, swapped)["recall_at_1"] == 0.0
+
+
+def test_dense_caption_without_name_matches_the_nameless_captions(tiny_toyworld):
+    from hf_captioners.backbones.common import caption_without_name
+    from hf_captioners.toyworld import load_hf_split
+
+    rows = load_hf_split(tiny_toyworld, "backbone")
+    for row in rows.remove_columns(["image"]):
+        text = caption_without_name(row["scene"], row["key"])
+        assert row["name"] not in text and text.startswith("A picture showing")
+        if not row["alt_has_name"]:
+            assert text == row["caption"]
+    with pytest.raises(ValueError, match="record bad7"):
+        caption_without_name("{not json", "bad7")

@@ -161,7 +161,7 @@ def pretrain_bart(
     from .tokenizers import train_bpe_tokenizer
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    steps = steps if steps is not None else (40 if fast else 500)
+    steps = steps if steps is not None else (40 if fast else 400)
     batch_size = batch_size or (32 if fast else 64)
     limit = limit if limit is not None else (1000 if fast else None)
     eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)

@@ -158,7 +158,7 @@ def pretrain_clip(
     config=None,
     steps: int | None = None,
     batch_size: int | None = None,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
     seed: int = 0,
     fast: bool = False,
     limit: int | None = None,
@@ -182,7 +182,7 @@ def pretrain_clip(
     from ..toyworld import load_hf_split
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    steps = steps if steps is not None else (30 if fast else 600)
+    steps = steps if steps is not None else (30 if fast else 500)
     batch_size = batch_size or (64 if fast else 128)
     limit = limit if limit is not None else (1000 if fast else None)
     eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)
