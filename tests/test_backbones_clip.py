@@ -83,3 +83,21 @@ def test_dense_caption_without_name_matches_the_nameless_captions(tiny_toyworld)
             assert text == row["caption"]
     with pytest.raises(ValueError, match="record bad7"):
         caption_without_name("{not json", "bad7")
+
+
+def test_unreadable_record_is_skipped_and_named(tiny_toyworld, tmp_path, caplog):
+    import datasets
+
+    from hf_captioners.backbones.clip import _load_split, build_clip_image_processor
+
+    table = datasets.load_dataset("parquet", data_files=str(tiny_toyworld / "hf" / "eval.parquet"), split="train")
+    table = table.cast_column("image", datasets.Image(decode=False))
+    bad_key = table[0]["key"]
+    table = table.map(lambda row, i: {"image": {"bytes": b"not a jpeg" if i == 0 else row["image"]["bytes"],
+                                                "path": row["image"]["path"]}}, with_indices=True)
+    (tmp_path / "hf").mkdir()
+    table.to_parquet(str(tmp_path / "hf" / "eval.parquet"))
+    with caplog.at_level("WARNING"):
+        pixels, captions, scenes = _load_split(tmp_path, "eval", None, build_clip_image_processor(), False)
+    assert len(pixels) == len(captions) == len(scenes) == 15
+    assert bad_key in caplog.text

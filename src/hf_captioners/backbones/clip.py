@@ -7,6 +7,7 @@ Captions are the five short ones and the dense caption WITHOUT the name: names a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -61,24 +62,43 @@ def build_clip_image_processor(size: int = 64):
 
 
 def _load_split(root, split: str, limit: int | None, image_processor, progress: bool):
-    """Pixels of every image (preprocessed once, they are tiny) and each image's caption list."""
+    """Pixels of every image (preprocessed once, they are tiny), each image's captions and scene.
+
+    A record whose image or scene cannot be read is logged and skipped, so one bad record does not stop a run.
+    """
+    import datasets
     from tqdm.auto import tqdm
 
+    from ..altogether.image_utils import ImageInputError, load_rgb_image
     from ..toyworld import load_hf_split
 
-    table = load_hf_split(Path(root), split)
+    table = load_hf_split(Path(root), split).cast_column("image", datasets.Image(decode=False))
     if limit is not None:
         table = table.select(range(min(limit, len(table))))
-    pixels, captions = [], []
+    pixels, captions, scenes, skipped = [], [], [], 0
     chunk = 500
     for start in tqdm(range(0, len(table), chunk), desc=f"clip: load {split}", disable=not progress):
         rows = table[start : start + chunk]
-        images = [image.convert("RGB") for image in rows["image"]]
-        pixels.append(image_processor(images=images, return_tensors="pt")["pixel_values"])
-        for key, short, scene in zip(rows["key"], rows["captions"], rows["scene"]):
-            texts = [c for c in short if c and c.strip()] + [caption_without_name(scene, key)]
+        images = []
+        for key, image, short, scene in zip(rows["key"], rows["image"], rows["captions"], rows["scene"]):
+            try:
+                rgb = load_rgb_image(image["bytes"], name=f"{split} record {key}")
+                texts = [c for c in short if c and c.strip()] + [caption_without_name(scene, key)]
+                parsed = json.loads(scene)
+            except (ImageInputError, ValueError) as error:
+                skipped += 1
+                logger.warning("clip: skipped %s", error)
+                continue
+            images.append(rgb)
             captions.append(texts)
-    return torch.cat(pixels), captions
+            scenes.append(parsed)
+        if images:
+            pixels.append(image_processor(images=images, return_tensors="pt")["pixel_values"])
+    if not captions:
+        raise ValueError(f"no readable {split!r} records under {root}")
+    if skipped:
+        logger.warning("clip: %d unreadable %s records skipped", skipped, split)
+    return torch.cat(pixels), captions, scenes
 
 
 def _batches(pixels: torch.Tensor, captions: list[list[str]], tokenizer, batch_size: int, seed: int):
@@ -173,13 +193,10 @@ def pretrain_clip(
     `config`: a `CLIPConfig`, or a dict of `tiny_clip_config` arguments. Returns the metrics (also written to
     `out_dir/pretrain_metrics.json`).
     """
-    import json as _json
-
     from transformers import CLIPModel, CLIPProcessor, set_seed
 
     from ..convert.clip_tokenizer import build_clip_tokenizer
     from ..io_utils import atomic_write_json
-    from ..toyworld import load_hf_split
 
     start, cpu_start = time.perf_counter(), time.process_time()
     steps = steps if steps is not None else (30 if fast else 500)
@@ -192,16 +209,14 @@ def pretrain_clip(
         image_size = config.vision_config.image_size
         tokenizer = build_clip_tokenizer(context_length=config.text_config.max_position_embeddings)
         image_processor = build_clip_image_processor(image_size)
-        pixels, captions = _load_split(toyworld_root, "backbone", limit, image_processor, progress)
+        pixels, captions, _ = _load_split(toyworld_root, "backbone", limit, image_processor, progress)
         model = CLIPModel(config)
         losses = train_loop(
             model, _batches(pixels, captions, tokenizer, min(batch_size, len(pixels)), seed), steps, lr,
             warmup=50, weight_decay=0.1, desc="clip", progress=progress,
         )
         train_seconds = time.perf_counter() - start
-        eval_pixels, eval_captions = _load_split(toyworld_root, "eval", eval_limit, image_processor, False)
-        eval_table = load_hf_split(Path(toyworld_root), "eval").remove_columns(["image"])
-        scenes = [_json.loads(s) for s in eval_table["scene"][: len(eval_pixels)]]
+        eval_pixels, eval_captions, scenes = _load_split(toyworld_root, "eval", eval_limit, image_processor, False)
         metrics = evaluate_clip(model, tokenizer, eval_pixels, eval_captions, scenes)
         out = Path(out_dir)
         model.save_pretrained(out)
