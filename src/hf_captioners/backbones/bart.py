@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import loss_summary, num_threads, split_texts, train_loop
+from .common import DEFAULT_THREADS, loss_summary, num_threads, split_texts, train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ def pretrain_bart(
         loss_summary(losses), steps=steps, batch_size=batch_size, train_texts=len(texts), eval_texts=len(eval_texts),
         vocab_size=len(tokenizer), parameters=sum(p.numel() for p in model.parameters()),
         train_seconds=round(train_seconds, 1), seconds=round(time.perf_counter() - start, 1),
-        cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or min(os.cpu_count() or 1, 2), **noise,
+        cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or DEFAULT_THREADS, **noise,
     )
     atomic_write_json(out / "pretrain_metrics.json", metrics, indent=1)
     logger.info("bart: %s", {k: v for k, v in metrics.items() if k != "example"})

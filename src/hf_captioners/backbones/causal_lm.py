@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .common import loss_summary, num_threads, split_texts, train_loop
+from .common import DEFAULT_THREADS, loss_summary, num_threads, split_texts, train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def pretrain_causal_lm(
         loss_summary(losses), steps=steps, batch_size=batch_size, train_texts=len(texts), eval_texts=len(eval_texts),
         vocab_size=len(tokenizer), parameters=sum(p.numel() for p in model.parameters()),
         train_seconds=round(train_seconds, 1), seconds=round(time.perf_counter() - start, 1),
-        cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or min(os.cpu_count() or 1, 2),
+        cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or DEFAULT_THREADS,
     )
     atomic_write_json(out / "pretrain_metrics.json", metrics, indent=1)
     logger.info("causal lm: %s", metrics)

@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fast", action="store_true", help="smoke-test sizes: a few seconds per backbone")
     parser.add_argument("--only", nargs="+", choices=("clip", "lm", "bart"), default=("clip", "lm", "bart"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: up to 2)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default 1: faster on a shared 2-core machine)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import caption_without_name, loss_summary, num_threads, train_loop
+from .common import DEFAULT_THREADS, caption_without_name, loss_summary, num_threads, train_loop
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def pretrain_clip(
     from ..io_utils import atomic_write_json
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    steps = steps if steps is not None else (30 if fast else 500)
+    steps = steps if steps is not None else (30 if fast else 400)
     batch_size = batch_size or (64 if fast else 128)
     limit = limit if limit is not None else (1000 if fast else None)
     eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)
@@ -225,7 +225,7 @@ def pretrain_clip(
         loss_summary(losses), steps=steps, batch_size=batch_size, train_images=len(pixels),
         eval_images=len(eval_pixels), parameters=sum(p.numel() for p in model.parameters()),
         train_seconds=round(train_seconds, 1), seconds=round(time.perf_counter() - start, 1),
-        cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or min(os.cpu_count() or 1, 2),
+        cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or DEFAULT_THREADS,
     )
     atomic_write_json(out / "pretrain_metrics.json", metrics, indent=1)
     logger.info("clip: %s", metrics)

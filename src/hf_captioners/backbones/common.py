@@ -15,14 +15,20 @@ from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["caption_without_name", "num_threads", "train_loop", "split_texts"]
+__all__ = ["DEFAULT_THREADS", "caption_without_name", "loss_summary", "num_threads", "split_texts", "train_loop"]
+
+DEFAULT_THREADS = 1
 
 
 @contextlib.contextmanager
 def num_threads(threads: int | None):
-    """Run with `threads` intra-op threads (default: all cores, at most 2 here) and restore afterwards."""
+    """Run with `threads` intra-op threads (default 1) and restore afterwards.
+
+    One thread by default: these models are so small that a second thread gains little, and on the shared
+    2-core machine two threads tripled the CPU time (spin-waiting) while other jobs ran.
+    """
     before = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads or min(os.cpu_count() or 1, 2)))
+    torch.set_num_threads(max(1, threads or DEFAULT_THREADS))
     try:
         yield
     finally:
