@@ -44,9 +44,9 @@ class Scale:
 SCALES = {
     "full": Scale(20000, 500, 10000, {}, pt_steps=300, ft_epochs=2, ft_max_steps=None, antarctic_steps=600,
                   cache_size=2000, num_candidates=16),
-    "fast": Scale(3000, 200, 3000, {"clip": 150, "lm": 150, "bart": 150}, pt_steps=40, ft_epochs=1, ft_max_steps=90,
+    "fast": Scale(3000, 200, 3000, {"fast": True}, pt_steps=40, ft_epochs=1, ft_max_steps=90,
                   antarctic_steps=80, cache_size=1000, num_candidates=8),
-    "tiny": Scale(64, 16, 64, {"clip": 3, "lm": 3, "bart": 3}, pt_steps=2, ft_epochs=1, ft_max_steps=2,
+    "tiny": Scale(64, 16, 64, {"steps": 3}, pt_steps=2, ft_epochs=1, ft_max_steps=2,
                   antarctic_steps=2, cache_size=200, num_candidates=2, batch_size=8),
 }
 MAPPER = ["--prefix_length", "10", "--prompt_length", "32", "--mapper_num_layers", "2", "--mapper_num_heads", "4"]
@@ -76,56 +76,94 @@ class Stages:
         return result
 
 
-def _script(name: str, args: list, log: Path) -> None:
-    """Run an example script in its own process (as `accelerate launch` would), its output in `log`."""
+def _start(name: str, args: list, log: Path) -> tuple[subprocess.Popen, Path]:
+    """Start an example script in its own single-threaded process (as `accelerate launch` would)."""
     path = EXAMPLES / f"{name}.py"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run the demo from a source checkout of hf-captioners")
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
-    with open(log, "w", encoding="utf-8") as handle:
-        result = subprocess.run([sys.executable, str(path), *map(str, args)], stdout=handle, stderr=subprocess.STDOUT, env=env)
-    if result.returncode != 0:
-        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
-        raise RuntimeError(f"{name} failed (exit {result.returncode}); log {log}:\n{tail}")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed when the process is reaped
+    process = subprocess.Popen([sys.executable, str(path), *map(str, args)], stdout=handle, stderr=subprocess.STDOUT, env=env)
+    handle.close()
+    return process, log
 
 
-def pretrain_backbones(tw: Path, out: Path, scale: Scale, seed: int, progress: bool) -> dict:
-    from .backbones import pretrain_bart, pretrain_causal_lm, pretrain_clip
+def run_lanes(*lanes: list[tuple[str, list, Path]]) -> None:
+    """Run lanes side by side (one core each), the scripts of a lane one after another.
+
+    Two single-threaded processes use a 2-core machine far better than one two-threaded process, whose
+    threads mostly wait on each other at these model sizes."""
+    pending = [list(lane) for lane in lanes if lane]
+    running = [(_start(*lane.pop(0)), lane) for lane in pending]
+    failures = []
+    while running:
+        still = []
+        for (process, log), lane in running:
+            code = process.poll()
+            if code is None:
+                still.append(((process, log), lane))
+            elif code != 0:
+                failures.append(f"{log.stem} failed (exit {code}); log {log}:\n"
+                                f"{log.read_text(encoding='utf-8', errors='replace')[-3000:]}")
+            elif lane:
+                still.append((_start(*lane.pop(0)), lane))
+        running = still
+        time.sleep(0.5)
+    if failures:
+        raise RuntimeError("\n".join(failures))
+
+
+def _pretrain_one(name: str, tw: Path, out: Path, options: dict, seed: int) -> dict:
+    import torch
+
+    from . import backbones
+
+    torch.set_num_threads(1)
+    recipe = {"clip": backbones.pretrain_clip, "lm": backbones.pretrain_causal_lm, "bart": backbones.pretrain_bart}[name]
+    return recipe(tw, out / name, seed=seed, progress=False, threads=1, **options)
+
+
+def pretrain_backbones(tw: Path, out: Path, scale: Scale, seed: int) -> dict:
+    """CLIP in one process, the LM then BART in another: about the time of the longest lane."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     from .io_utils import atomic_write_json
 
-    metrics = {}
-    for name, recipe in (("clip", pretrain_clip), ("lm", pretrain_causal_lm), ("bart", pretrain_bart)):
-        steps = scale.backbone_steps.get(name)
-        limits = {"limit": scale.backbone * 2, "eval_limit": scale.eval} if steps is not None else {}
-        metrics[name] = recipe(tw, out / name, steps=steps, seed=seed, progress=progress, **limits)
+    options = dict(scale.backbone_steps)
+    if "steps" in options:
+        options.update(limit=scale.backbone * 2, eval_limit=scale.eval)
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        clip = pool.submit(_pretrain_one, "clip", tw, out, options, seed)
+        lm = pool.submit(_pretrain_one, "lm", tw, out, options, seed)
+        bart = pool.submit(_pretrain_one, "bart", tw, out, options, seed)
+        metrics = {"clip": clip.result(), "lm": lm.result(), "bart": bart.result()}
     atomic_write_json(out / "metrics.json", metrics, indent=1)
     return metrics
 
 
-def train_altogether(tw: Path, bb: Path, runs: Path, scale: Scale, seed: int) -> None:
+def train_captioners(tw: Path, bb: Path, runs: Path, scale: Scale, seed: int) -> None:
+    """Lane 1: Altogether PT then FT. Lane 2: ClipCap (FT without alt-text) then antarctic."""
     common = ["--batch_size", scale.batch_size, "--seed", seed, "--log_every", 50, "--warmup_steps", 20]
-    _script("train_altogether", ["--stage", "pt", "--train_shards", str(tw / "shards" / "train-*.tar"),
-                                 "--vision_model", bb / "clip", "--text_model", bb / "lm", *MAPPER,
-                                 "--output_dir", runs / "altogether_pt", "--max_steps", scale.pt_steps,
-                                 "--learning_rate", "1e-3", *common], runs / "altogether_pt.log")
+    pt = ["--stage", "pt", "--train_shards", str(tw / "shards" / "train-*.tar"), "--vision_model", bb / "clip",
+          "--text_model", bb / "lm", *MAPPER, "--output_dir", runs / "altogether_pt", "--max_steps", scale.pt_steps,
+          "--learning_rate", "1e-3", *common]
     ft = ["--stage", "ft", "--train_json", tw / "altogether_ft" / "train.json", "--image_root", tw / "images",
           "--precompute_image_embeds", "--num_epochs", scale.ft_epochs, "--learning_rate", "5e-4", *common]
     if scale.ft_max_steps:
         ft += ["--max_steps", scale.ft_max_steps]
-    _script("train_altogether", [*ft, "--resume", runs / "altogether_pt" / "final", "--output_dir", runs / "altogether"],
-            runs / "altogether.log")
-    _script("train_altogether", [*ft, "--no_alt_text", "--vision_model", bb / "clip", "--text_model", bb / "lm", *MAPPER,
-                                 "--output_dir", runs / "clipcap"], runs / "clipcap.log")
-
-
-def train_antarctic(tw: Path, bb: Path, runs: Path, scale: Scale, seed: int) -> None:
-    _script("train_antarctic", ["--train_json", tw / "coco" / "dataset_coco.json", "--split", "train",
-                                "--image_root", tw / "images", "--clip_model", bb / "clip", "--bart_model", bb / "bart",
-                                "--num_unigrams", scale.cache_size, "--num_bigrams", scale.cache_size,
-                                "--output_dir", runs / "antarctic", "--max_steps", scale.antarctic_steps,
-                                "--batch_size", 16 if scale.batch_size > 16 else scale.batch_size, "--seed", seed,
-                                "--log_every", 50], runs / "antarctic.log")
+    altogether = [*ft, "--resume", runs / "altogether_pt" / "final", "--output_dir", runs / "altogether"]
+    clipcap = [*ft, "--no_alt_text", "--vision_model", bb / "clip", "--text_model", bb / "lm", *MAPPER,
+               "--output_dir", runs / "clipcap"]
+    antarctic = ["--train_json", tw / "coco" / "dataset_coco.json", "--split", "train", "--image_root", tw / "images",
+                 "--clip_model", bb / "clip", "--bart_model", bb / "bart", "--num_unigrams", scale.cache_size,
+                 "--num_bigrams", scale.cache_size, "--output_dir", runs / "antarctic", "--max_steps",
+                 scale.antarctic_steps, "--batch_size", min(16, scale.batch_size), "--seed", seed, "--log_every", 50]
+    run_lanes(
+        [("train_altogether", pt, runs / "altogether_pt.log"), ("train_altogether", altogether, runs / "altogether.log")],
+        [("train_altogether", clipcap, runs / "clipcap.log"), ("train_antarctic", antarctic, runs / "antarctic.log")],
+    )
 
 
 # ---- toy-world measures of the papers' claims ----------------------------------------------------------
@@ -353,9 +391,8 @@ def run(args: argparse.Namespace) -> int:
     stages = Stages()
     world = stages.run("toy world", generate_toyworld, tw, splits={"train": scale.train, "eval": scale.eval,
                        "backbone": scale.backbone}, config=config, shard_size=max(scale.eval // 2, 8), progress=progress)
-    backbones = stages.run("toy backbones", pretrain_backbones, tw, bb, scale, args.seed, progress)
-    stages.run("train Altogether (PT, FT) and ClipCap", train_altogether, tw, bb, runs, scale, args.seed)
-    stages.run("train antarctic", train_antarctic, tw, bb, runs, scale, args.seed)
+    backbones = stages.run("toy backbones", pretrain_backbones, tw, bb, scale, args.seed)
+    stages.run("train Altogether (PT, FT), ClipCap and antarctic", train_captioners, tw, bb, runs, scale, args.seed)
     results = stages.run("evaluate", evaluate_systems, tw, bb, runs, out, scale, concept, progress)
     recaption = stages.run("re-caption eval shards", recaption_eval_shards, tw, runs, out, scale)
     shown = stages.run("reload and caption through the pipelines", reload_and_caption, tw, runs)

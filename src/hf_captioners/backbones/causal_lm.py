@@ -21,7 +21,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["LM_TEXT_FIELDS", "causal_lm_perplexity", "pretrain_causal_lm", "tiny_causal_lm_config"]
 
-LM_TEXT_FIELDS = ("alt_texts", "caption")
+# Documents where a caption restates its alt-text teach the LM to copy from context (names included), the
+# in-context ability a pretrained web LM such as OPT brings to Altogether.
+LM_TEXT_FIELDS = ("alt_texts", "caption", "alt_then_caption")
 
 
 def tiny_causal_lm_config(vocab_size: int, hidden: int = 128, layers: int = 2, positions: int = 128, tokenizer=None):

@@ -49,7 +49,8 @@ def caption_without_name(scene_json: str, key: str = "?") -> str:
 
 
 def split_texts(root: str | os.PathLike, split: str, fields: tuple[str, ...], limit: int | None = None) -> list[str]:
-    """Non-empty texts of `fields` ("alt_texts", "caption", "captions", "caption_no_name") of one split."""
+    """Non-empty texts of `fields` of one split: "alt_texts", "caption", "captions", "caption_no_name", or
+    "alt_then_caption" (a web-page-like document: the alt-text, then the dense caption that restates it)."""
     from ..toyworld import load_hf_split
 
     table = load_hf_split(Path(root), split).remove_columns(["image"])
@@ -60,6 +61,8 @@ def split_texts(root: str | os.PathLike, split: str, fields: tuple[str, ...], li
         for field in fields:
             if field == "caption_no_name":
                 value = caption_without_name(row["scene"], row["key"])
+            elif field == "alt_then_caption":
+                value = f"{row['alt_text']}\n{row['caption']}" if row["alt_text"].strip() else ""
             else:
                 value = row[field]
             texts.extend(t for t in ([value] if isinstance(value, str) else value) if t and t.strip())
