@@ -308,9 +308,13 @@ class PTBTokenizer:
         if not chunks:
             return ""
         mid, last = self._mid, chunks.pop()
-        parts = [mid[c] if c in mid else self._chunk(c, False) for c in chunks]
-        parts.append(self._last[last] if last in self._last else self._chunk(last, True))
-        return " ".join(p for p in parts if p)
+        try:
+            parts = list(map(mid.__getitem__, chunks))
+        except KeyError:
+            parts = [mid[c] if c in mid else self._chunk(c, False) for c in chunks]
+        tail = self._last.get(last)
+        parts.append(self._chunk(last, True) if tail is None else tail)
+        return " ".join(filter(None, parts))
 
     def tokenize(self, captions_for_image: dict) -> dict:
         """pycocoevalcap's interface: {id: [{"caption": str}, ...]} -> {id: [tokenized str, ...]}."""
