@@ -21,8 +21,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["LM_TEXT_FIELDS", "causal_lm_perplexity", "pretrain_causal_lm", "tiny_causal_lm_config"]
 
-# Documents where a caption restates its alt-text teach the LM to copy from context (names included), the
-# in-context ability a pretrained web LM such as OPT brings to Altogether.
+# Web pages put an image's alt-text next to text that restates it; "alt_then_caption" documents give the toy LM
+# that pairing. (At this size, 1,500 steps of it still do not make the LM copy unseen names: 2% of eval names.)
 LM_TEXT_FIELDS = ("alt_texts", "caption", "alt_then_caption")
 
 
