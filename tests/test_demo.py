@@ -1,0 +1,36 @@
+"""A tiny version of the README's demo command, end to end, in a subprocess (as `make demo` runs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from PIL import Image
+
+
+def test_tiny_demo_runs_every_stage_and_writes_the_report(tmp_path):
+    out = tmp_path / "results"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    result = subprocess.run([sys.executable, "-m", "hf_captioners.cli", "demo", "--scale", "tiny", "--out", str(out),
+                             "--no-progress"], capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert result.stdout.strip().splitlines()[-1].startswith("demo: tiny run in")
+
+    summary = json.loads((out / "results.json").read_text())
+    assert set(summary["systems"]) == {"copy", "clipcap", "altogether", "antarctic_beam", "antarctic_sample", "antarctic_custom"}
+    for metrics in summary["systems"].values():
+        assert metrics["n"] == 16 and 0.0 <= metrics["cider_d"] <= 10.0
+        assert "errors_corrected" in metrics and "held_out_recall" in metrics
+    assert summary["systems"]["copy"]["name_retention"] == 1.0  # the alt-text keeps its own names, by definition
+    assert summary["recaption"]["captioned"] == 16
+    assert len(summary["pipeline_samples"]) == 3
+    assert all(isinstance(s["antarctic image-to-text"], str) for s in summary["pipeline_samples"])
+
+    table = (out / "results.md").read_text()
+    assert table.count("\n| ") >= 7 and "Altogether (image + alt-text)" in table
+    assert Image.open(out / "plot.png").size[0] > 800
+    assert (out / "samples.html").read_text().count("<img") == 12
+    for key in ("altogether", "clipcap", "antarctic"):
+        assert (out / "runs" / key / "final" / "config.json").exists()
