@@ -20,13 +20,24 @@ from pathlib import Path
 import torch
 
 
-def build_model(out: Path) -> Path:
-    from hf_captioners.altogether.testing_altogether import tiny_altogether
+def build_model(out: Path, hidden: int, layers: int) -> Path:
+    """A toy-sized Altogether; `hidden`/`layers` set the LM's cost per token, i.e. how much generation work
+    the data path has to hide (a real OPT-1.3B costs orders of magnitude more per image than decoding)."""
+    from transformers import AutoModelForCausalLM, CLIPVisionModelWithProjection, GPT2Config
 
-    model, processor = tiny_altogether(
-        image_size=64, prefix_length=10, clip_length=10, prompt_length=32, mapper_num_layers=2
-    )
-    model.generation_config.update(do_sample=False, temperature=1.0, top_p=1.0, max_new_tokens=24)
+    from hf_captioners.altogether import AltogetherForConditionalGeneration, AltogetherProcessor
+    from hf_captioners.altogether.testing_altogether import tiny_tokenizer, tiny_vision_config
+
+    tokenizer = tiny_tokenizer()
+    processor = AltogetherProcessor.from_backbones(64, tokenizer, prefix_length=10, prompt_length=32)
+    torch.manual_seed(0)
+    vision = CLIPVisionModelWithProjection(tiny_vision_config(64))
+    text = AutoModelForCausalLM.from_config(GPT2Config(
+        vocab_size=len(processor.tokenizer), n_embd=hidden, n_layer=layers, n_head=max(2, hidden // 64),
+        n_positions=256, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    model = AltogetherForConditionalGeneration.from_backbones(
+        vision, text, processor=processor, clip_length=10, mapper_num_layers=2, mapper_num_heads=2)
+    model.generation_config.update(do_sample=False, temperature=1.0, top_p=1.0, max_new_tokens=24, min_new_tokens=24)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
@@ -76,6 +87,8 @@ def main() -> None:
     parser.add_argument("--images-per-shard", type=int, default=200)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=256, help="LM width (32 makes generation ~1 ms/image)")
+    parser.add_argument("--layers", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(1)  # main process generates on one core, the DataLoader worker decodes on the other
 
@@ -86,7 +99,7 @@ def main() -> None:
         n = args.shards * args.images_per_shard
         generate_toyworld(root / "tw", splits={"train": n}, formats=("shards",), shard_size=args.images_per_shard, progress=False)
         shards = sorted(str(p) for p in (root / "tw" / "shards").glob("train-*.tar"))
-        model_dir = build_model(root / "model")
+        model_dir = build_model(root / "model", args.hidden, args.layers)
 
         base_s, base_n = preloaded_generate(model_dir, shards, args.batch_size)
         e2e_s, e2e_n = end_to_end(model_dir, shards, args.batch_size, root / "out")
@@ -101,6 +114,7 @@ def main() -> None:
 
     result = {
         "images": n,
+        "lm": {"hidden": args.hidden, "layers": args.layers, "new_tokens": 24},
         "generate_on_preloaded_batches_images_per_s": round(base_rate, 1),
         "caption_shards_end_to_end_images_per_s": round(e2e_rate, 1),
         "data_path_overhead": round(overhead, 4),
