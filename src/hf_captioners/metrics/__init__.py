@@ -30,14 +30,18 @@ def cider_d(predictions, references, tokenize: bool = True, n: int = 4, sigma: f
     Returns {"cider_d": corpus score, "scores": per-example list}. With tokenize=False the strings are taken
     as already tokenized (whitespace-separated), as pycocoevalcap's Cider.compute_score takes them.
     """
+    from itertools import chain
+
     from .cider.cider_d import CiderD, validate_inputs
-    from .cider.ptb_tokenizer import ptb_tokenize
+    from .cider.ptb_tokenizer import ptb_word_ids
 
     predictions, references = validate_inputs(predictions, references)
-    if tokenize:
-        predictions = ptb_tokenize(predictions)
-        references = [ptb_tokenize(refs) for refs in references]
-    score, scores = CiderD(n=n, sigma=sigma).compute(predictions, references)
+    scorer = CiderD(n=n, sigma=sigma)
+    if tokenize:  # straight to word ids: no token strings joined and split again
+        ids = ptb_word_ids(chain.from_iterable(chain((p,), r) for p, r in zip(predictions, references)))
+        score, scores = scorer.compute_ids(ids, list(map(len, references)))
+    else:
+        score, scores = scorer.compute(predictions, references)
     return {"cider_d": score, "scores": scores.tolist()}
 
 

@@ -103,14 +103,25 @@ class CiderD:
         sort by (n-gram, sentence) puts every hypothesis n-gram right before the same image's reference
         occurrences of it: document frequencies and clipped dot products are then run-length operations.
         """
-        n_img = len(hyps)
+        if len(hyps) == 0:
+            return 0.0, np.zeros(0)
+        ids = _word_ids(list(chain.from_iterable(chain((h,), r) for h, r in zip(hyps, refs))))
+        return self.compute_ids(ids, list(map(len, refs)))
+
+    def compute_ids(self, ids: np.ndarray, n_refs: Sequence[int]) -> tuple[float, np.ndarray]:
+        """`compute` on word ids: `ids` holds every sentence's token ids (positive int64) end to end, image by
+        image the hypothesis then its `n_refs[i]` references, with one 0 between consecutive sentences."""
+        n_img = len(n_refs)
         if n_img == 0:
             return 0.0, np.zeros(0)
-        n_refs = np.fromiter(map(len, refs), dtype=np.int64, count=n_img)
+        n_refs = np.asarray(n_refs, dtype=np.int64)
         ref_bits = int(n_refs.max()).bit_length()
         n_slots = 1 << ref_bits
         sent_bits = max(((n_img << ref_bits) - 1).bit_length(), 1)
-        ids = _word_ids(list(chain.from_iterable(chain((h,), r) for h, r in zip(hyps, refs))))
+        ids = np.asarray(ids, dtype=np.int64)
+        if np.count_nonzero(ids == 0) != int(n_refs.sum()) + n_img - 1:
+            raise ValueError("ids must hold one 0 between consecutive sentences, and one sentence per hypothesis "
+                             "and reference")
 
         per_image = n_refs + 1
         first = np.cumsum(per_image) - per_image

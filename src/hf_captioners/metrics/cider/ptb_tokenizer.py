@@ -24,8 +24,11 @@ import re
 import sys
 import unicodedata
 from collections.abc import Iterable
+from itertools import chain
 
-__all__ = ["PUNCTUATIONS", "PTBTokenizer", "ptb_tokenize", "tokenize_caption"]
+import numpy as np
+
+__all__ = ["PUNCTUATIONS", "PTBTokenizer", "ptb_tokenize", "ptb_word_ids", "tokenize_caption"]
 
 # the tokens pycocoevalcap removes after tokenization (note: the parenthesis tokens are upper case here but
 # lower case after -lowerCase, so "-lrb-" / "-rrb-" are never removed; kept as is for parity)
@@ -277,6 +280,10 @@ class PTBTokenizer:
         self._mid: dict[str, str] = {}  # chunk followed by a space
         self._last: dict[str, str] = {}  # chunk that ends the caption
         self._cache_size = cache_size
+        self._vocab: dict[str, int] = {}  # token -> id (1, 2, ...), for word_ids
+        self._mid_ids: dict[str, tuple[int, ...]] = {}
+        self._last_ids: dict[str, tuple[int, ...]] = {}
+        self._word_cache: dict[str, tuple[int, ...]] = {}  # chunk -> ids; chunk + "\0" (caption end) -> ids + (0,)
 
     @staticmethod
     def _finish(raw: list[str]) -> str:
@@ -316,6 +323,76 @@ class PTBTokenizer:
         parts.append(self._chunk(last, True) if tail is None else tail)
         return " ".join(filter(None, parts))
 
+    def _ids(self, tokens: str) -> tuple[int, ...]:
+        vocab = self._vocab
+        return tuple(vocab.setdefault(w, len(vocab) + 1) for w in tokens.split())
+
+    def _chunk_ids(self, chunk: str, last: bool) -> tuple[int, ...]:
+        cache = self._last_ids if last else self._mid_ids
+        out = cache.get(chunk)
+        if out is None:
+            out = self._ids(self._chunk(chunk, last))
+            if len(cache) < self._cache_size:
+                cache[chunk] = out
+        return out
+
+    def _word_entry(self, word: str) -> tuple[int, ...]:
+        out = self._ids(self._chunk(word[:-1], True)) + (0,) if word[-1:] == "\0" else self._chunk_ids(word, False)
+        if len(self._word_cache) < self._cache_size:
+            self._word_cache[word] = out
+        return out
+
+    def _fast_word_ids(self, captions: list) -> np.ndarray | None:
+        """`word_ids` with one join, one split and one cache lookup per chunk for the whole batch; None where
+        a caption needs per-caption handling (a non-str, a NUL, an empty caption or trailing whitespace, or a
+        token that can cross a space)."""
+        try:
+            joined = "\0 ".join(captions) + "\0"  # marks each caption's last chunk, scanned with end context
+        except TypeError:
+            return None
+        if joined.count("\0") != len(captions) or _NEEDS_FULL_SCAN.search(joined):
+            return None
+        words, cache = joined.split(), self._word_cache
+        try:
+            parts = list(map(cache.__getitem__, words))
+        except KeyError:
+            if "\0" in words:  # a lone mark: an empty caption or one ending in whitespace
+                return None
+            parts = [cache[w] if w in cache else self._word_entry(w) for w in words]
+        return np.fromiter(chain.from_iterable(parts), dtype=np.int64)[:-1]
+
+    def word_ids(self, captions: Iterable[str]) -> np.ndarray:
+        """Token ids of many captions end to end, one 0 between consecutive captions (ids are this
+        tokenizer's: 1, 2, ... in order of first appearance). The same tokens as `tokenize_caption`, without
+        building and re-splitting strings: what the CIDEr-D scorer consumes."""
+        captions = captions if isinstance(captions, list) else list(captions)
+        fast = self._fast_word_ids(captions) if captions else None
+        if fast is not None:
+            return fast
+        parts: list[tuple[int, ...]] = []
+        add = parts.append
+        mid, last_cache, full_scan, sep = self._mid_ids, self._last_ids, _NEEDS_FULL_SCAN.search, (0,)
+        for caption in captions:
+            if not isinstance(caption, str):
+                raise TypeError(f"caption must be a str, got {type(caption).__name__}: {caption!r}")
+            add(sep)
+            if full_scan(caption):
+                add(self._ids(self._finish(self.raw_tokens(caption))))
+                continue
+            chunks = caption.split()
+            if not chunks:
+                continue
+            last = chunks.pop()
+            try:
+                parts += list(map(mid.__getitem__, chunks))  # all or nothing: a miss raises before extending
+            except KeyError:
+                parts += [mid[c] if c in mid else self._chunk_ids(c, False) for c in chunks]
+            tail = last_cache.get(last)
+            add(self._chunk_ids(last, True) if tail is None else tail)
+        if parts:
+            parts[0] = ()
+        return np.fromiter(chain.from_iterable(parts), dtype=np.int64)
+
     def tokenize(self, captions_for_image: dict) -> dict:
         """pycocoevalcap's interface: {id: [{"caption": str}, ...]} -> {id: [tokenized str, ...]}."""
         return {k: [self.tokenize_caption(c["caption"]) for c in v] for k, v in captions_for_image.items()}
@@ -334,6 +411,11 @@ def tokenize_caption(caption: str) -> str:
 def ptb_tokenize(captions: Iterable[str]) -> list[str]:
     """Tokenize many captions (module-level tokenizer with a shared cache)."""
     return _DEFAULT(captions)
+
+
+def ptb_word_ids(captions: Iterable[str]) -> np.ndarray:
+    """`PTBTokenizer.word_ids` with the module-level tokenizer (shared cache and vocabulary)."""
+    return _DEFAULT.word_ids(captions)
 
 
 if __name__ == "__main__":
