@@ -42,7 +42,7 @@ class Scale:
 
 
 SCALES = {
-    "full": Scale(20000, 500, 10000, {}, pt_steps=300, ft_epochs=3, ft_max_steps=None, antarctic_steps=2000,
+    "full": Scale(20000, 500, 10000, {}, pt_steps=300, ft_epochs=4, ft_max_steps=None, antarctic_steps=2000,
                   cache_size=2000, num_candidates=16),
     "fast": Scale(3000, 200, 3000, {"fast": True}, pt_steps=40, ft_epochs=1, ft_max_steps=90,
                   antarctic_steps=80, cache_size=1000, num_candidates=8),
@@ -152,7 +152,7 @@ def train_captioners(tw: Path, bb: Path, runs: Path, scale: Scale, seed: int) ->
           "--text_model", bb / "lm", *MAPPER, "--output_dir", runs / "altogether_pt", "--max_steps", scale.pt_steps,
           "--learning_rate", "1e-3", *common]
     ft = ["--stage", "ft", "--train_json", tw / "altogether_ft" / "train.json", "--image_root", tw / "images",
-          "--precompute_image_embeds", "--num_epochs", scale.ft_epochs, "--learning_rate", "6e-4", *common]
+          "--precompute_image_embeds", "--num_epochs", scale.ft_epochs, "--learning_rate", "8e-4", *common]
     if scale.ft_max_steps:
         ft += ["--max_steps", scale.ft_max_steps]
     altogether = [*ft, "--resume", runs / "altogether_pt" / "final", "--output_dir", runs / "altogether"]
