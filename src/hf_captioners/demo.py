@@ -216,7 +216,7 @@ SYSTEMS = (
 
 def evaluate_systems(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, concept: str, progress: bool) -> dict:
     import torch
-    from transformers import AutoModel, AutoProcessor, CLIPModel, pipeline
+    from transformers import AutoProcessor, CLIPModel, pipeline
 
     from .evaluation import load_eval_set, run_evaluation
     from .toyworld import load_hf_split
@@ -248,15 +248,12 @@ def evaluate_systems(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, co
         examples, out / "eval" / "antarctic_sample", pipe=lambda images, **kw: pipe(
             images, num_candidates=scale.num_candidates, generate_kwargs=sample, batch_size=kw.get("batch_size")),
         batch_size=scale.batch_size, use_alt_text=False, clip=clip, progress=progress))
-    model = AutoModel.from_pretrained(antarctic_dir, trust_remote_code=True)
-    processor = AutoProcessor.from_pretrained(antarctic_dir, trust_remote_code=True)
-    custom = model.cache.copy()
+    custom = pipe.model.cache.copy()
     custom.add([concept, *(f"{concept} {shape}" for shape in ("circle", "square", "triangle", "diamond", "star", "cross", "ring"))],
-               text_encoder=model.text_encoder(processor.clip_tokenizer))
-    custom_pipe = pipeline("image-to-text", model=str(antarctic_dir), trust_remote_code=True)
+               text_encoder=pipe.model.text_encoder(pipe.processor.clip_tokenizer))
     record("antarctic_custom", run_evaluation(
         examples, out / "eval" / "antarctic_custom",
-        pipe=lambda images, **kw: custom_pipe(images, cache=custom, batch_size=kw.get("batch_size")),
+        pipe=lambda images, **kw: pipe(images, cache=custom, batch_size=kw.get("batch_size")),
         batch_size=scale.batch_size, use_alt_text=False, clip=clip, progress=progress))
     return results
 
