@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_captioners.backbones.bart import pretrain_bart, text_infilling
+from hf_captioners.backbones.bart import pretrain_bart, table_copy_rate, text_infilling
 
 MASK = 4
 
@@ -89,3 +89,33 @@ def test_reload_matches_and_generation_starts_like_bart_large(trained):
         assert torch.allclose(model(**batch, labels=labels).logits, again(**batch, labels=labels).logits)
     generated = model.generate(**batch, max_new_tokens=8, num_beams=1)
     assert generated[0, :2].tolist() == [2, 0]
+
+
+class _EchoModel:
+    """Stands in for a BART: `generate` returns its input unchanged, or a fixed caption."""
+
+    def __init__(self, echo: bool, tokenizer):
+        self.echo, self.tokenizer = echo, tokenizer
+        self.config = type("Config", (), {"max_position_embeddings": 128})()
+
+    def eval(self):
+        return self
+
+    def generate(self, input_ids, attention_mask=None, **kwargs):
+        if self.echo:
+            return input_ids
+        fixed = self.tokenizer(["a small red circle"], return_tensors="pt")["input_ids"]
+        return fixed.repeat(input_ids.shape[0], 1)
+
+
+def test_table_copy_rate_tells_a_copier_from_a_language_model(trained):
+    from transformers import AutoTokenizer
+
+    out, metrics = trained
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    texts = ["a large blue star on a noisy background", "no colour here", "a small white ring at the top"] * 10
+    copier = table_copy_rate(_EchoModel(True, tokenizer), tokenizer, texts)
+    assert copier == {"table_copy_rate": 1.0, "table_copy_probes": 20}
+    assert table_copy_rate(_EchoModel(False, tokenizer), tokenizer, texts)["table_copy_rate"] < 0.3
+    assert table_copy_rate(_EchoModel(True, tokenizer), tokenizer, ["no colour"])["table_copy_rate"] is None
+    assert 0.0 <= metrics["table_copy_rate"] <= 1.0 and metrics["table_copy_probes"] > 0

@@ -34,6 +34,14 @@ def test_pretrain_backbones_fast_cli(tiny_toyworld, tmp_path, capsys):
     BartForConditionalGeneration.from_pretrained(out / "bart")
     AutoTokenizer.from_pretrained(out / "bart")
 
+    # one backbone again, with its own step count: its entry is replaced, the others' are kept
+    assert main(["pretrain-backbones", "--toyworld", str(tiny_toyworld), "--out", str(out), "--only", "bart",
+                 "--steps", "3", "--limit", "20", "--eval-limit", "8", "--no-progress"]) == 0
+    assert "table copy rate" in capsys.readouterr().out
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["bart"]["steps"] == 3 and again["bart"]["eval_texts"] < metrics["bart"]["eval_texts"]
+    assert again["clip"] == metrics["clip"] and again["lm"] == metrics["lm"]
+
 
 def test_unknown_backbone_is_rejected(tmp_path):
     from hf_captioners.backbones import pretrain_backbones

@@ -24,6 +24,8 @@ def test_tiny_demo_runs_every_stage_and_writes_the_report(tmp_path):
         assert metrics["n"] == 16 and 0.0 <= metrics["cider_d"] <= 10.0
         assert "errors_corrected" in metrics and "held_out_recall" in metrics
     assert summary["systems"]["copy"]["name_retention"] == 1.0  # the alt-text keeps its own names, by definition
+    assert set(summary["backbones"]) >= {"clip", "lm", "bart"}
+    assert 0.0 <= summary["backbones"]["bart"]["table_copy_rate"] <= 1.0
     assert summary["recaption"]["captioned"] == 16
     assert len(summary["pipeline_samples"]) == 3
     assert all(isinstance(s["antarctic image-to-text"], str) for s in summary["pipeline_samples"])

@@ -22,9 +22,14 @@ def pretrain_backbones(
     only: tuple[str, ...] = BACKBONES,
     threads: int | None = None,
     progress: bool = True,
+    **overrides,
 ) -> dict:
-    """Run the CLIP, causal-LM and BART recipes (each with its defaults, or its `fast` smoke settings) and
-    write their metrics together to `out_dir/metrics.json`. Returns {"clip": {...}, "lm": {...}, "bart": {...}}."""
+    """Run the CLIP, causal-LM and BART recipes (each with its defaults, or its `fast` smoke settings; any of
+    `steps`, `batch_size`, `limit`, `eval_limit` in `overrides` go to every recipe) and write their metrics
+    to `out_dir/metrics.json`, keeping the entries of backbones not run this time (so `only=("bart",)` can
+    run beside or after the others). Returns {"clip": {...}, "lm": {...}, "bart": {...}} for those run."""
+    import json
+
     from ..io_utils import atomic_write_json
     from .bart import pretrain_bart
     from .causal_lm import pretrain_causal_lm
@@ -41,9 +46,12 @@ def pretrain_backbones(
         if name in only:
             logger.info("pretraining %s (fast=%s) into %s", name, fast, out / name)
             metrics[name] = recipes[name](
-                toyworld_root, out / name, seed=seed, fast=fast, threads=threads, progress=progress
+                toyworld_root, out / name, seed=seed, fast=fast, threads=threads, progress=progress, **overrides
             )
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     metrics["fast"] = fast
-    atomic_write_json(out / "metrics.json", metrics, indent=1)
+    path = out / "metrics.json"
+    earlier = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    kept = {name: earlier[name] for name in BACKBONES if name in earlier and name not in metrics}
+    atomic_write_json(path, {**kept, **metrics}, indent=1)
     return metrics
