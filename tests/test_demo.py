@@ -26,6 +26,7 @@ def test_tiny_demo_runs_every_stage_and_writes_the_report(tmp_path):
     assert summary["systems"]["copy"]["name_retention"] == 1.0  # the alt-text keeps its own names, by definition
     assert set(summary["backbones"]) >= {"clip", "lm", "bart"}
     assert 0.0 <= summary["backbones"]["bart"]["table_copy_rate"] <= 1.0
+    assert len(summary["claims"]) == 5 and all(isinstance(c["shown"], bool) for c in summary["claims"])
     assert summary["recaption"]["captioned"] == 16
     assert len(summary["pipeline_samples"]) == 3
     assert all(isinstance(s["antarctic image-to-text"], str) for s in summary["pipeline_samples"])
@@ -36,3 +37,32 @@ def test_tiny_demo_runs_every_stage_and_writes_the_report(tmp_path):
     assert (out / "samples.html").read_text().count("<img") == 12
     for key in ("altogether", "clipcap", "antarctic"):
         assert (out / "runs" / key / "final" / "config.json").exists()
+
+
+def _rows(**overrides):
+    rows = {
+        "copy": {"cider_d": 0.07, "name_retention": 1.0, "errors_corrected": 0.0},
+        "clipcap": {"cider_d": 1.4, "name_retention": 0.0, "errors_corrected": 0.4},
+        "altogether": {"cider_d": 3.6, "name_retention": 0.6, "errors_corrected": 0.3},
+        "antarctic_beam": {"cider_d": 0.3, "held_out_recall": 0.0},
+        "antarctic_sample": {"cider_d": 0.3, "held_out_recall": 0.08},
+        "antarctic_custom": {"cider_d": 0.3, "held_out_recall": 0.7},
+    }
+    for key, values in overrides.items():
+        rows[key] = {**rows[key], **values}
+    return rows
+
+
+def test_claims_are_decided_by_their_stated_rules():
+    from hf_captioners.demo import check_claims, claims_text
+
+    assert all(c["shown"] for c in check_claims(_rows()))
+    names_lost = check_claims(_rows(altogether={"name_retention": 0.5}))
+    assert [c["shown"] for c in names_lost] == [True, True, False, True, True]
+    no_margin = check_claims(_rows(altogether={"cider_d": 1.45}))
+    assert [c["shown"] for c in no_margin][:2] == [True, False]
+    # naming the held-out concept without the entry, or not with it, both break antarctic's claim
+    assert not check_claims(_rows(antarctic_beam={"held_out_recall": 0.1}))[-1]["shown"]
+    assert not check_claims(_rows(antarctic_custom={"held_out_recall": None}))[-1]["shown"]
+    text = claims_text(names_lost)
+    assert text.count("\n") == 4 and "**not shown**: Altogether keeps most names" in text and "50.0%" in text
