@@ -377,8 +377,9 @@ def plot(results: dict, path: Path) -> None:
     keys = [key for _, key in SYSTEMS]
     panels = (("CIDEr-D", [results[k]["cider_d"] * 100 for k in keys]),
               ("name retention (%)", [100 * (results[k].get("name_retention") or 0) for k in keys]),
-              ("alt-text errors corrected (%)", [100 * (results[k]["errors_corrected"] or 0) for k in keys]))
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+              ("alt-text errors corrected (%)", [100 * (results[k]["errors_corrected"] or 0) for k in keys]),
+              ("held-out concept named on images\nthat show it (%)", [100 * (results[k]["held_out_recall"] or 0) for k in keys]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(20, 5.2))
     colors = ["#9e9e9e", "#64b5f6", "#1565c0", "#ffb74d", "#f57c00", "#e65100"]
     for ax, (title, values) in zip(axes, panels):
         ax.bar(range(len(values)), values, color=colors)
