@@ -231,7 +231,7 @@ SYSTEMS = (
     ("Altogether (image + alt-text)", "altogether"),
     ("antarctic (beam)", "antarctic_beam"),
     ("antarctic (sample-N + CLIP re-rank)", "antarctic_sample"),
-    ("antarctic + custom cache entry", "antarctic_custom"),
+    ("antarctic (sample-N + re-rank) + custom cache entry", "antarctic_custom"),
 )
 
 
@@ -261,22 +261,20 @@ def evaluate_systems(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, co
                                    generate_kwargs=greedy, use_alt_text=use_alt, clip=clip, progress=progress))
     antarctic_dir = runs / "antarctic" / "final"
     pipe = pipeline("image-to-text", model=str(antarctic_dir), trust_remote_code=True)
-    sample = {"do_sample": True, "top_p": 0.9, "temperature": 0.7}
-    torch.manual_seed(0)
     record("antarctic_beam", run_evaluation(examples, out / "eval" / "antarctic_beam", pipe=pipe, batch_size=scale.batch_size,
                                             use_alt_text=False, clip=clip, progress=progress))
-    record("antarctic_sample", run_evaluation(
-        examples, out / "eval" / "antarctic_sample", pipe=lambda images, **kw: pipe(
-            images, num_candidates=scale.num_candidates, generate_kwargs=sample, batch_size=kw.get("batch_size")),
-        batch_size=scale.batch_size, use_alt_text=False, clip=clip, progress=progress))
     custom = pipe.model.cache.copy()
     phrases = [f"{concept} {shape}" for shape in SHAPES] if concept in COLORS else [f"{c} {concept}" for c in COLORS]
-    custom.add([concept, *phrases],
-               text_encoder=pipe.model.text_encoder(pipe.processor.clip_tokenizer))
-    record("antarctic_custom", run_evaluation(
-        examples, out / "eval" / "antarctic_custom",
-        pipe=lambda images, **kw: pipe(images, cache=custom, batch_size=kw.get("batch_size")),
-        batch_size=scale.batch_size, use_alt_text=False, clip=clip, progress=progress))
+    custom.add([concept, *phrases], text_encoder=pipe.model.text_encoder(pipe.processor.clip_tokenizer))
+    sample = {"do_sample": True, "top_p": 0.9, "temperature": 0.7}
+    # the custom-cache row decodes exactly as the sample-N row (same settings, same seed): only the cache differs
+    for key, cache in (("antarctic_sample", None), ("antarctic_custom", custom)):
+        torch.manual_seed(0)
+        record(key, run_evaluation(
+            examples, out / "eval" / key, pipe=lambda images, cache=cache, **kw: pipe(
+                images, num_candidates=scale.num_candidates, generate_kwargs=sample, batch_size=kw.get("batch_size"),
+                **({"cache": cache} if cache is not None else {})),
+            batch_size=scale.batch_size, use_alt_text=False, clip=clip, progress=progress))
     return results
 
 
@@ -341,7 +339,7 @@ def check_claims(results: dict) -> list[dict]:
     def share(key, metric):
         return results[key].get(metric) or 0.0
 
-    with_entry, without = share("antarctic_custom", "held_out_recall"), share("antarctic_beam", "held_out_recall")
+    with_entry, without = share("antarctic_custom", "held_out_recall"), share("antarctic_sample", "held_out_recall")
     return [
         {"claim": "Altogether beats the copied alt-text on CIDEr-D by at least 10 points",
          "shown": cider("altogether") - cider("copy") >= 10, "evidence": f"{cider('altogether'):.1f} vs {cider('copy'):.1f}"},
@@ -355,11 +353,11 @@ def check_claims(results: dict) -> list[dict]:
          "shown": share("altogether", "errors_corrected") >= 0.25,
          "evidence": f"{share('altogether', 'errors_corrected'):.1%} (copy {share('copy', 'errors_corrected'):.1%}, "
                      f"ClipCap {share('clipcap', 'errors_corrected'):.1%})"},
-        {"claim": "antarctic names the held-out concept only when the cache has it (same decoding: at least 50% of "
-                  "the images showing it with the custom entry, at most 5% without)",
+        {"claim": "antarctic names the held-out concept only when the cache has it (sample-N + CLIP re-ranking, same "
+                  "seed: at least 50% of the images showing it with the custom entry, at most 5% without)",
          "shown": with_entry >= 0.5 and without <= 0.05,
          "evidence": f"{with_entry:.1%} with the entry vs {without:.1%} without "
-                     f"(sampled + re-ranked without: {share('antarctic_sample', 'held_out_recall'):.1%})"},
+                     f"(beam search without: {share('antarctic_beam', 'held_out_recall'):.1%})"},
     ]
 
 
