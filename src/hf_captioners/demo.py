@@ -273,7 +273,7 @@ def evaluate_systems(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, co
         record(key, run_evaluation(
             examples, out / "eval" / key, pipe=lambda images, cache=cache, **kw: pipe(
                 images, num_candidates=scale.num_candidates, generate_kwargs=sample, batch_size=kw.get("batch_size"),
-                **({"cache": cache} if cache is not None else {})),
+                cache=cache),
             batch_size=scale.batch_size, use_alt_text=False, clip=clip, progress=progress))
     return results
 

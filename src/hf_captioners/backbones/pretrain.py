@@ -27,7 +27,7 @@ def pretrain_backbones(
     """Run the CLIP, causal-LM and BART recipes (each with its defaults, or its `fast` smoke settings; any of
     `steps`, `batch_size`, `limit`, `eval_limit` in `overrides` go to every recipe) and write their metrics
     to `out_dir/metrics.json`, keeping the entries of backbones not run this time (so `only=("bart",)` can
-    run beside or after the others). Returns {"clip": {...}, "lm": {...}, "bart": {...}} for those run."""
+    run after the others; not at the same time as another run into `out_dir`, whose entry it could drop). Returns {"clip": {...}, "lm": {...}, "bart": {...}} for those run."""
     import json
 
     from ..io_utils import atomic_write_json

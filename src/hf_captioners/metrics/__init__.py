@@ -30,18 +30,11 @@ def cider_d(predictions, references, tokenize: bool = True, n: int = 4, sigma: f
     Returns {"cider_d": corpus score, "scores": per-example list}. With tokenize=False the strings are taken
     as already tokenized (whitespace-separated), as pycocoevalcap's Cider.compute_score takes them.
     """
-    from itertools import chain
-
     from .cider.cider_d import CiderD, validate_inputs
     from .cider.ptb_tokenizer import ptb_word_ids
 
     predictions, references = validate_inputs(predictions, references)
-    scorer = CiderD(n=n, sigma=sigma)
-    if tokenize:  # straight to word ids: no token strings joined and split again
-        ids = ptb_word_ids(chain.from_iterable(chain((p,), r) for p, r in zip(predictions, references)))
-        score, scores = scorer.compute_ids(ids, list(map(len, references)))
-    else:
-        score, scores = scorer.compute(predictions, references)
+    score, scores = CiderD(n=n, sigma=sigma).compute_captions(predictions, references, ptb_word_ids if tokenize else None)
     return {"cider_d": score, "scores": scores.tolist()}
 
 

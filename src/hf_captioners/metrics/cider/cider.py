@@ -5,8 +5,6 @@ evaluated references) — see `cider_d.py` and `ptb_tokenizer.py` beside this fi
 copies together with it.
 """
 
-from itertools import chain
-
 import datasets
 import evaluate
 
@@ -62,10 +60,6 @@ class Cider(evaluate.Metric):
 
     def _compute(self, predictions, references, tokenize=True, n=4, sigma=6.0):
         predictions, references = validate_inputs(list(predictions), [list(r) for r in references])
-        scorer = CiderD(n=n, sigma=sigma)
-        if tokenize:  # straight to word ids: no token strings joined and split again
-            ids = PTBTokenizer().word_ids(chain.from_iterable(chain((p,), r) for p, r in zip(predictions, references)))
-            score, scores = scorer.compute_ids(ids, list(map(len, references)))
-        else:
-            score, scores = scorer.compute(predictions, references)
+        word_ids = PTBTokenizer().word_ids if tokenize else None
+        score, scores = CiderD(n=n, sigma=sigma).compute_captions(predictions, references, word_ids)
         return {"cider_d": score, "scores": scores.tolist()}

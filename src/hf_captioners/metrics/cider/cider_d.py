@@ -108,6 +108,15 @@ class CiderD:
         ids = _word_ids(list(chain.from_iterable(chain((h,), r) for h, r in zip(hyps, refs))))
         return self.compute_ids(ids, list(map(len, refs)))
 
+    def compute_captions(self, predictions: list[str], references: list[list[str]], word_ids=None) -> tuple[float, np.ndarray]:
+        """`compute` from captions. With `word_ids` (a tokenizer's captions -> ids, e.g. `PTBTokenizer.word_ids`)
+        they are tokenized straight to word ids, with no token strings joined and split again; without it they
+        are taken as already tokenized (whitespace-separated)."""
+        if word_ids is None:
+            return self.compute(predictions, references)
+        ids = word_ids(chain.from_iterable(chain((p,), r) for p, r in zip(predictions, references)))
+        return self.compute_ids(ids, list(map(len, references)))
+
     def compute_ids(self, ids: np.ndarray, n_refs: Sequence[int]) -> tuple[float, np.ndarray]:
         """`compute` on word ids: `ids` holds every sentence's token ids (positive int64) end to end, image by
         image the hypothesis then its `n_refs[i]` references, with one 0 between consecutive sentences."""
