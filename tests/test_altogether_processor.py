@@ -189,21 +189,43 @@ def test_every_image_kind_gives_pixels_or_an_error_naming_the_input(processor, t
         assert error.match(message), label
 
 
+# sizes whose resized margin is 3 mod 4 (454x448 -> 227x224, 462x448, 200x260, 227x224): transformers' own
+# centre crop lands one pixel off torchvision's `int(round(margin / 2))` there
+ODD_MARGINS = [(454, 448), (462, 448), (200, 260), (227, 224), (224, 227)]
+
+
+def _sizes(size: int, count: int, seed: int) -> list[tuple[int, int]]:
+    rng = np.random.default_rng(seed)
+    sizes = [(int(w), int(h)) for w, h in rng.integers(1, 4 * size, size=(count, 2))]
+    sizes += [(int(size * r), size) for r in (1.0, 1.01, 1.3, 2.0, 0.5)] + [(1, 1), (size - 1, size + 3)]
+    return sizes
+
+
 @pytest.mark.parametrize("size", [32, 224])
-def test_image_processor_is_bit_exact_with_open_clip(size, tmp_path, tokenizer):
+def test_image_processor_equals_torchvision_for_every_size(size, tmp_path, tokenizer):
+    """open_clip's eval transform (torchvision Resize + CenterCrop, as in open_clip, OpenAI `clip.load`, MetaCLIP's
+    `data_altogether_pt.py` lines 53-58 and `infer.py`) is the reference, over random sizes and aspect ratios."""
     import open_clip
+    from transformers import CLIPImageProcessorPil
 
     processor = AltogetherProcessor.from_backbones(size, copy.deepcopy(tokenizer), prefix_length=PREFIX, prompt_length=PROMPT)
     transform = open_clip.image_transform(size, is_train=False)
-    images = [_image(i, s) for i, s in enumerate([(300, 200), (200, 300), (224, 224), (97, 451), (33, 31)])]
+    sizes = _sizes(size, 60, seed=size) + [(w * size // 224, h * size // 224) for w, h in ODD_MARGINS]
+    images = [_image(i, s) for i, s in enumerate(sizes)]
     images.append(_image(9, (64, 48)).convert("L").convert("RGB"))
     ours = processor(images=images)["pixel_values"]
     theirs = torch.stack([transform(im) for im in images])
-    assert torch.equal(ours, theirs)
-    # and after a save / load round trip (AutoImageProcessor would pick the torchvision backend)
+    bad = [sizes[i] for i in range(len(sizes)) if not torch.equal(ours[i], theirs[i])]
+    assert not bad, f"pixel values differ from torchvision's for sizes {bad}"
+    # transformers' stock processor does differ on the odd margins: the reference can tell them apart
+    stock = CLIPImageProcessorPil(**{k: processor.image_processor.to_dict()[k] for k in ("size", "crop_size", "resample")})
+    if size == 224:
+        odd = [_image(0, s) for s in ODD_MARGINS]
+        assert not any(torch.equal(a, transform(im)) for a, im in zip(stock(odd, return_tensors="pt")["pixel_values"], odd))
+    # and after a save / load round trip
     processor.save_pretrained(tmp_path)
     reloaded = AltogetherProcessor.from_pretrained(tmp_path)
-    assert type(reloaded.image_processor).__name__ == "CLIPImageProcessorPil"
+    assert type(reloaded.image_processor).__name__ == "AltogetherImageProcessor"
     assert torch.equal(reloaded(images=images)["pixel_values"], theirs)
 
 

@@ -13,6 +13,7 @@ _LAZY = {
     "AltogetherConfig": "configuration_altogether",
     "AltogetherForConditionalGeneration": "modeling_altogether",
     "AltogetherPreTrainedModel": "modeling_altogether",
+    "AltogetherImageProcessor": "image_processing_altogether",
     "AltogetherImageToTextPipeline": "pipeline_altogether",
     "AltogetherProcessor": "processing_altogether",
     "clean_text": "processing_altogether",
@@ -27,13 +28,14 @@ _registered = False
 
 def register_auto_classes() -> None:
     """Map model_type "altogether" to our classes in AutoConfig / AutoModel / AutoModelForImageTextToText /
-    AutoProcessor (idempotent)."""
+    AutoProcessor / AutoImageProcessor (idempotent)."""
     global _registered
     if _registered:
         return
-    from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageTextToText, AutoProcessor
 
     from .configuration_altogether import AltogetherConfig
+    from .image_processing_altogether import AltogetherImageProcessor
     from .modeling_altogether import AltogetherForConditionalGeneration
     from .processing_altogether import AltogetherProcessor
 
@@ -41,6 +43,7 @@ def register_auto_classes() -> None:
     AutoModel.register(AltogetherConfig, AltogetherForConditionalGeneration, exist_ok=True)
     AutoModelForImageTextToText.register(AltogetherConfig, AltogetherForConditionalGeneration, exist_ok=True)
     AutoProcessor.register(AltogetherConfig, AltogetherProcessor, exist_ok=True)
+    AutoImageProcessor.register(AltogetherConfig, image_processor_classes={"pil": AltogetherImageProcessor}, exist_ok=True)
     _registered = True
 
 

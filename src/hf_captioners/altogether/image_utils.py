@@ -1,6 +1,6 @@
 """Turning whatever users pass as an image into an 8-bit RGB PIL image, or a clear error.
 
-Shared by both captioners' processors (the antarctic folder links to this file), because web-scale
+Shared by both captioners' processors (antarctic/ carries a marked copy of this file), because web-scale
 re-captioning meets every PIL mode: palette and RGBA logos, CMYK magazine scans, 16-bit PNGs, 1x1
 tracking pixels and decompression bombs.
 """

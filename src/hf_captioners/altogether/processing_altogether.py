@@ -16,10 +16,10 @@ import re
 import numpy as np
 import torch
 from PIL import Image
-from transformers import AutoTokenizer, CLIPImageProcessorPil, ProcessorMixin
+from transformers import AutoTokenizer, CLIPImageProcessor, CLIPImageProcessorPil, ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
-from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
+from .image_processing_altogether import AltogetherImageProcessor
 from .image_utils import load_rgb_image
 
 logger = logging.getLogger(__name__)
@@ -98,9 +98,11 @@ class AltogetherProcessor(ProcessorMixin):
         self.max_length = max_length
         self.image_token = image_token
         self.strip_html = strip_html
-        if type(image_processor).__name__ == "CLIPImageProcessor":
-            # AutoImageProcessor picks the torchvision backend on load; only the PIL one matches open_clip exactly
-            image_processor = CLIPImageProcessorPil.from_dict(image_processor.to_dict())
+        if isinstance(image_processor, (CLIPImageProcessor, CLIPImageProcessorPil)) and not isinstance(
+            image_processor, AltogetherImageProcessor
+        ):
+            # the originals crop where torchvision does; transformers' own CLIP processors are a pixel off
+            image_processor = AltogetherImageProcessor.from_dict(image_processor.to_dict())
         super().__init__(image_processor, tokenizer, **kwargs)
         self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
         if self.image_token_id is None or self.image_token_id == tokenizer.unk_token_id:
@@ -111,20 +113,9 @@ class AltogetherProcessor(ProcessorMixin):
             raise ValueError(f"max_length={max_length} leaves no room for a caption after {prefix_length}+{prompt_length}")
 
     @staticmethod
-    def default_image_processor(image_size: int = 224) -> CLIPImageProcessorPil:
-        """Resize shortest edge (bicubic) + center crop + OpenAI CLIP normalisation: open_clip's eval transform."""
-        return CLIPImageProcessorPil(
-            size={"shortest_edge": image_size},
-            crop_size={"height": image_size, "width": image_size},
-            resample=3,  # PIL bicubic
-            do_resize=True,
-            do_center_crop=True,
-            do_rescale=True,
-            do_normalize=True,
-            do_convert_rgb=True,
-            image_mean=list(OPENAI_CLIP_MEAN),
-            image_std=list(OPENAI_CLIP_STD),
-        )
+    def default_image_processor(image_size: int = 224) -> AltogetherImageProcessor:
+        """Resize shortest edge (bicubic) + centre crop + OpenAI CLIP normalisation: open_clip's eval transform."""
+        return AltogetherImageProcessor.clip_eval(image_size)
 
     @classmethod
     def from_backbones(
@@ -140,7 +131,7 @@ class AltogetherProcessor(ProcessorMixin):
         if image_processor is None or isinstance(image_processor, int):
             image_processor = cls.default_image_processor(image_processor or 224)
         elif isinstance(image_processor, (str, os.PathLike)):
-            image_processor = CLIPImageProcessorPil.from_pretrained(image_processor)
+            image_processor = AltogetherImageProcessor.from_pretrained(image_processor)
         if isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = AutoTokenizer.from_pretrained(tokenizer, padding_side="left")
         image_token = kwargs.get("image_token", "<image>")

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from transformers import BatchEncoding, CLIPImageProcessor, CLIPImageProcessorPil, ProcessorMixin
 
+from .image_processing_antarctic import AntarcticImageProcessor
 from .image_utils import ImageInputError, load_rgb_image
 
 __all__ = ["AntarcticProcessor"]
@@ -21,9 +22,11 @@ class AntarcticProcessor(ProcessorMixin):
         self.encoder_max_length = encoder_max_length
         self.decoder_max_length = decoder_max_length
         self.clip_max_length = clip_max_length
-        if isinstance(image_processor, CLIPImageProcessor):
-            # loading picks the torchvision backend; the PIL one is the one that matches open_clip's transform
-            image_processor = CLIPImageProcessorPil.from_dict(image_processor.to_dict())
+        if isinstance(image_processor, (CLIPImageProcessor, CLIPImageProcessorPil)) and not isinstance(
+            image_processor, AntarcticImageProcessor
+        ):
+            # the original (OpenAI's clip.load transform) crops where torchvision does, a pixel off transformers'
+            image_processor = AntarcticImageProcessor.from_dict(image_processor.to_dict())
         super().__init__(image_processor, tokenizer, clip_tokenizer)
 
     def linearize(self, entries: Sequence[str]) -> str:
