@@ -1,18 +1,31 @@
-"""The pure-Python PTB tokenizer against pycocoevalcap's Java PTBTokenizer (CoreNLP 3.4.1), token for token."""
+"""The pure-Python PTB tokenizer against pycocoevalcap's Java PTBTokenizer (CoreNLP 3.4.1), token for token.
+
+pycocoevalcap hands Java a whole caption list as one stream (one caption per line), so the tests compare
+lists, not single captions: seeded hostile lists against live Java where it is installed, and a committed
+corpus of Java's outputs (tests/data/ptb_java_corpus.json) everywhere. Regenerate that corpus with Java:
+
+    .venv/bin/python tests/test_metrics_ptb_tokenizer.py --write-corpus
+"""
 
 from __future__ import annotations
 
+import datetime
+import json
+import random
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from hf_captioners.metrics.cider.ptb_tokenizer import PTBTokenizer, ptb_tokenize, tokenize_caption
+from hf_captioners.metrics.cider.ptb_tokenizer import PTBTokenizer, _Stream, ptb_tokenize, tokenize_caption
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _caption_corpus import CORPUS  # noqa: E402
 
+CORPUS_FILE = Path(__file__).parent / "data" / "ptb_java_corpus.json"
 requires_java = pytest.mark.skipif(shutil.which("java") is None, reason="pycocoevalcap's PTBTokenizer needs `java` on PATH")
 
 # Targeted cases: every token class the lexer has, one line each (checked against Java below).
@@ -40,6 +53,150 @@ EDGE_CASES = [
     "emoji 😀 inside wo😀rd and at the end 🐶",
     "tabs\tand\u00a0non-breaking and ideographic\u3000spaces and zero\u200bwidth",
 ]
+
+
+# Lists whose captions interact through the stream (each checked against Java, in the committed corpus).
+STREAM_CASES = [
+    ["Gate No.", "5 dogs"], ["Gate No.", "dogs"], ["Gate No.", " 5"], ["Gate No.", "", "5"], ["fig.", "12 3/4"],
+    ["x I.", "The man"], ["x I.", "", "  The x"], ["x I.", "The"], ["x I. ", "The x"], ["x a.", "He x"],
+    ["x A.", "<b> y"], ["x A.", "<b>y"], ["x A. <b>", "y"], ["in the U.S.", "A man"], ["x I. The", "y"], ["x I. The"],
+    ["x :)"], ["x :)", ""], ["x :) "], ["x '90"], ["x '90", "y"], ["x Inc."], ["x Inc.", ""], ["Inc.5"], ["est.?"],
+    ["Inc.?x"], ["x Inc.", "foo"], ["x Inc.", "Foo"], ["58.c"], ["58.c", "x"], ["v2.x", "y"], ["8.x!"],
+    ['x <a b="y', 'z"> w', "q"], ['<p q="', "", '"> x'], ["a http://x.org/a😀", "b"], ["wo😀rd 🐶", "x"],
+    ["No.\t5", "x"], ["a\nb No.", "5"], ["x I.\u0085The x"], ["No.\u00855"], ["", "", "a", ""], ["", "x"], [""],
+]
+
+_WORDS = ["a", "the", "dog", "man", "of", "in", "on", "with", "gate", "sign", "two", "red", "is", "and", "x", "i", "s"]
+_CAPS = ["The", "A", "He", "It", "This", "Dogs", "New", "According", "However", "But", "In", "We", "I", "X", "ABC",
+         "NASA", "Yet", "You", "Q"]
+_ABBREVS = ["No.", "no.", "Nos.", "Fig.", "fig.", "Figs.", "U.S.", "u.s.", "p.m.", "a.m.", "Mr.", "Mrs.", "Ms.", "Dr.",
+            "St.", "Inc.", "Co.", "Corp.", "Ltd.", "Jr.", "etc.", "vs.", "cf.", "Calif.", "Ark.", "Mass.", "Miss.",
+            "Jan.", "Sept.", "Mon.", "est.", "tel.", "ft.", "sq.", "I.", "A.", "x.", "e.g.", "i.e.", "a.k.a.", "Ph.D.",
+            "non-U.S.", "U.S.-U.K.", "ca.", "op.", "pp.", "art.", "Gov.", "Lt.", "Mt.", "Ave.", "Bros.", "al.", "Pa.",
+            "Tex.", "Wash.", "Dept.", "Mfg.", "Capt.", "Esq.", "seq."]
+_NUMBERS = ["5", "12", "3.14", ".5", "-5", "+5", "1,000", "1.000,50", "10:30", "1990s", "2nd", "'90", "'90s", "2014",
+            "12/25/2014", "1-2-2014", "24/7", "3-D", "1990-2000", "5km", "٣", "५", "3.x", "v2.x", "8.X", "58.c",
+            "IMG_01.JPG", "a.b.txt", "8.sh"]
+_GROUPS = ["800 555 1212", "555-1212", "(800) 555-1212", "800.555.1212", "12 345", "2010 2011 2012", "1 2 3 4",
+           "+1 800 555 1212", "++44 20 7946 0958", "(12)345 6789", "555\u00a01212"]
+_FRACTIONS = ["5 7/8", "1/2", "3\\/4", "5-7/8", "½", "¾", "⅓", "⅝", "1 1/2", "7/8", "1\u00a01/2", "1⁄2"]
+_DOTS = [". . .", ". .", ".", "..", "...", "....", "......", "…", ". . . .", ".\u00a0.\u00a0.", "?", "!", "?!", "\u0085"]
+_QUOTES = ['"', "'", "``", "''", "‘", "’", "“", "”", "«", "»", "„", "‚", "`", "&quot;", "&apos;", "\u0091", "\u0094",
+           "‹", "›", "‛"]
+_BRACKETS = ["(", ")", "[", "]", "{", "}", "-LRB-", "-rrb-", "(("]
+_SGML = ["<b>", "</b>", "<br/>", '<a href="x y">', "<a href=x>", "<a", ">", "<", "<!-- c -->", "<p class=x>", "< b>",
+         "<1>", "<?xml?>", "</a >", "<i", "<<", ">>", "<-", "<3", "&", "&amp;", "&lt;", "&gt;", "&nbsp;", "&#39;",
+         "&mdash;", "&eacute;", "&amp;amp;", "&foo;", "AT&T", "R&D", "AT&amp;T", "S&P-500"]
+_URLS = ["http://example.com/a?b=1", "https://x.org/", "www.foo.org", "foo.com", "bar.edu/x", "user@example.com",
+         "<a.b@c.d>", "@user", "#tag", "#1", "http://t.co/x.", "x.com/{b}"]
+_DASHES = ["-", "--", "---", "----", "—", "–", "‐", "―", "x-ray", "co-op", "state-of-the-art", "pro-", "anti-", "_",
+           "__init__", "e-mail", "U.S.-based"]
+_CONTRACTIONS = ["can't", "won't", "I'm", "cannot", "gonna", "'tis", "'Twas", "y'all", "o'clock", "don'ts", "'em",
+                 "'cause", "James's", "dogs'", "they'd", "c'mon", "l'amour", "O'Neil", "n't", "'s", "y'know",
+                 "don`t", "A`ab"]
+_SMILEYS = [":)", ":(", ";)", ":D", "^_^", ":-)", "=)", "<3", "x.x", "(^_^)", ":'(", "^.^", "~.<"]
+_MISC = ["$5", "5%", "US$", "c++", "C#", "°", "×", "©", "™", "~", "^", "|", "\\", "*", "***", "=", "/", "@", "#",
+         "+", "€5", "£3", "¢", "‰", "§", "•", "²", "H₂O", "\\*", "±"]
+_UNICODE = ["😀", "🐶", "wo😀rd", "café", "naïve", "Zürich", "Москва", "北京", "עברית", "العربية", "ｆｕｌｌ", "İstanbul",
+            "ß", "ǅ", "e\u0301", "\u00ad", "soft\u00adhyphen", "\ufeff", "x\u200by", "𝐀"]
+_POOLS = [(_WORDS, 30), (_CAPS, 10), (_ABBREVS, 10), (_NUMBERS, 6), (_GROUPS, 3), (_FRACTIONS, 3), (_DOTS, 6),
+          (_QUOTES, 5), (_BRACKETS, 4), (_SGML, 5), (_URLS, 2), (_DASHES, 4), (_CONTRACTIONS, 4), (_SMILEYS, 2),
+          (_MISC, 4), (_UNICODE, 3)]
+# separators: mostly a space, sometimes nothing (glued tokens), other spaces and line breaks
+_SEPS = [" "] * 30 + ["", "", "", "  ", "\t", "\u00a0", "\u2002", "\u3000", "\u200b", "\u202f", "\u2009", " \u00a0 ",
+                      "\u1680", "\u205f", "\x1c", "\u2028", "\r", "\n", "\r\n", "\x0b", "\x0c"]
+_STARTS = _CAPS + _NUMBERS + _GROUPS + _FRACTIONS + _SGML + _DOTS + _QUOTES + [" ", "\u00a0", "\t"]
+_ENDS = _ABBREVS + _NUMBERS + _SMILEYS + ["<a", "<b", "'", '"', "x'", "y'"]
+_SOUP = "abcxyzAIXTS0123456789 .  ,;:!?'\"`()[]{}<>/\\-_&#@$%*+=~^|\u00a0\t\u2009\u00ad\u2019\u201c\u00bd\u2026\u0085é😀"
+_SPANNERS = ['<a b="x', 'y">', "<a b='", "'>", '<p q="', '">', '<a href="']
+
+
+def _piece(rng: random.Random) -> str:
+    pools, weights = zip(*_POOLS)
+    return rng.choice(rng.choices(pools, weights)[0])
+
+
+def _caption(rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.05:
+        return rng.choice(["", " ", "\t", "\u00a0", "  "])
+    if r < 0.10:  # punctuation only
+        marks = _DOTS + _QUOTES + _BRACKETS + ["-", ",", ";", ":", "<", ">"]
+        return "".join(rng.choice(marks) + rng.choice(_SEPS) for _ in range(rng.randint(1, 4)))
+    parts = ([rng.choice(_STARTS)] if rng.random() < 0.3 else []) + [_piece(rng) for _ in range(rng.randint(1, 9))]
+    if rng.random() < 0.35:  # an end the next caption's start can change
+        parts.append(rng.choice(_ENDS))
+    out = parts[0] + "".join(rng.choice(_SEPS) + p for p in parts[1:])
+    if rng.random() < 0.1:
+        out += rng.choice([" ", "\t", "\u00a0", " .", "."])
+    return out
+
+
+def _wild_caption(rng: random.Random) -> str:
+    r = rng.random()
+    if r < 0.3:  # character soup
+        return "".join(rng.choice(_SOUP) for _ in range(rng.randint(0, 25)))
+    if r < 0.45:
+        return rng.choice(_SPANNERS) + rng.choice(_SEPS) + _caption(rng)
+    if r < 0.6:  # a tag whose quoted attribute may run into the next captions
+        return _caption(rng) + rng.choice(["", " "]) + rng.choice(_SPANNERS)
+    return "".join(_piece(rng) for _ in range(rng.randint(1, 5)))  # glued pieces
+
+
+def hostile_caption_lists(seed: int, n_lists: int, max_len: int = 12) -> list[list[str]]:
+    """Seeded hostile caption lists: abbreviations, digit groups, fractions, dots, quotes, tags, entities,
+    URLs, dashes, odd spaces and line breaks, emoji, empty captions, glued tokens; half the lists also hold
+    character soup and tags that run over caption ends."""
+    rng = random.Random(seed)
+    lists = []
+    for k in range(n_lists):
+        wild = k % 2 == 1
+        lists.append([_wild_caption(rng) if wild and rng.random() < 0.5 else _caption(rng)
+                      for _ in range(rng.randint(1, max_len))])
+    return lists
+
+
+# the module's documented difference: line breaks other than "\n" are spaces (for Java they end the line,
+# which shifts every later caption onto the wrong image in pycocoevalcap)
+_OTHER_LINE_BREAKS = re.compile("[\r\x0b\x0c\u2028\u2029]")
+
+
+def _java_lists(lists: list[list[str]]) -> list[list[str]]:
+    """pycocoevalcap's own PTBTokenizer (Java) on each list, one stream per list."""
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer as JavaPTBTokenizer
+
+    out = []
+    for captions in lists:
+        java_in = [_OTHER_LINE_BREAKS.sub(" ", c) for c in captions]
+        got = JavaPTBTokenizer().tokenize({0: [{"caption": c} for c in java_in]}).get(0, [])
+        assert len(got) == len(captions), f"Java returned {len(got)} lines for {len(captions)} captions: {captions!r}"
+        out.append(got)
+    return out
+
+
+def _mismatches(lists, expected, got) -> str:
+    rows = []
+    for captions, exp, res in zip(lists, expected, got):
+        for i, (e, g) in enumerate(zip(exp, res)):
+            if e != g:
+                rows.append(f"caption {i} of {captions!r}\n  java: {e!r}\n  ours: {g!r}")
+        if len(exp) != len(res):
+            rows.append(f"{len(res)} results for {len(exp)} captions: {captions!r}")
+    return "\n".join(rows)
+
+
+def _in_stream(captions: list[str]) -> list[str]:
+    """Every caption scanned in place in the stream: no chunk cache, no fast path."""
+    stream, out = _Stream(captions), []
+    while len(out) < len(captions):
+        out += stream.lines(len(out))
+    return out
+
+
+def _from_ids(tok: PTBTokenizer, ids) -> list[str]:
+    words = {v: k for k, v in tok._vocab.items()}
+    text = " ".join("\n" if i == 0 else words[i] for i in ids.tolist())
+    return [" ".join(line.split()) for line in text.split("\n")]
 
 
 def _java_tokens(lines: list[str]) -> list[str]:
@@ -95,3 +252,80 @@ def test_non_string_input_is_a_clear_error():
         tokenize_caption(3)
     with pytest.raises(TypeError, match="NoneType"):
         ptb_tokenize(["ok", None])
+
+
+def test_stream_facts_without_java():
+    # the end of one caption depends on the next one, and the last caption ends the stream (checked by Java
+    # in the committed corpus, STREAM_CASES)
+    assert ptb_tokenize(["Gate No.", "5 dogs"]) == ["gate no.", "5 dogs"]
+    assert ptb_tokenize(["Gate No.", "dogs"]) == ["gate no", "dogs"]
+    assert ptb_tokenize(["x I.", "The man"]) == ["x i", "the man"]
+    assert ptb_tokenize(["x I.", "The"]) == ["x i.", "the"]
+    assert ptb_tokenize(["x :)", "a"]) == ["x :-rrb-", "a"] and ptb_tokenize(["x :)"]) == ["x -rrb-"]
+    assert ptb_tokenize(['x <a b="y', 'z"> w', "q"]) == ['x <a\u00a0b="y', 'z"> w', "q"]
+    tok = PTBTokenizer()
+    assert tok.tokenize({1: [{"caption": "x I."}], 2: [{"caption": "The man"}]}) == {1: ["x i"], 2: ["the man"]}
+
+
+def test_line_breaks_inside_a_caption_are_spaces():
+    # pycocoevalcap turns "\n" into a space itself; for the others Java would end the line there
+    for br in ["\n", "\r", "\u2028", "\u2029", "\x0b", "\x0c"]:
+        assert ptb_tokenize([f"Gate No.{br}5", f"x I.{br}The x"]) == ["gate no. 5", "x i the x"], repr(br)
+
+
+def _load_corpus() -> dict:
+    return json.loads(CORPUS_FILE.read_text(encoding="utf-8"))
+
+
+def test_committed_java_corpus():
+    corpus = _load_corpus()
+    assert corpus["corenlp"].startswith("3.4.1") and corpus["date"] and CORPUS_FILE.stat().st_size < 300_000
+    lists = [entry["captions"] for entry in corpus["lists"]]
+    expected = [entry["java"] for entry in corpus["lists"]]
+    got = [ptb_tokenize(captions) for captions in lists]
+    assert not (msg := _mismatches(lists, expected, got)), msg
+    fresh = PTBTokenizer()
+    assert [fresh(captions) for captions in lists] == expected  # cold cache
+    assert [fresh(captions) for captions in lists] == expected  # warm cache
+    for captions, exp in zip(lists, expected):
+        assert _from_ids(fresh, fresh.word_ids(captions)) == [" ".join(e.split()) for e in exp], captions
+
+
+def test_fast_path_equals_in_stream_scan():
+    # the chunk cache and the end-of-caption checks against scanning every caption in place (no Java needed)
+    tok = PTBTokenizer()
+    for captions in hostile_caption_lists(7, 80) + STREAM_CASES + [CORPUS + EDGE_CASES]:
+        assert tok(captions) == _in_stream(captions), captions
+        assert _from_ids(tok, tok.word_ids(captions)) == [" ".join(s.split()) for s in tok(captions)], captions
+
+
+@requires_java
+@pytest.mark.parametrize("seed", [101, 102, 103, 104, 105])
+def test_fresh_hostile_lists_against_java(seed):
+    lists = hostile_caption_lists(seed, 8, max_len=25)
+    expected = _java_lists(lists)
+    got = [ptb_tokenize(captions) for captions in lists]
+    assert not (msg := _mismatches(lists, expected, got)), msg
+
+
+def write_java_corpus(path: Path = CORPUS_FILE, seed: int = 2024, n_lists: int = 240) -> None:
+    """Java's outputs (through pycocoevalcap's PTBTokenizer) on STREAM_CASES and seeded hostile lists."""
+    lists = STREAM_CASES + hostile_caption_lists(seed, n_lists)
+    java = _java_lists(lists)
+    version = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0]
+    header = {
+        "about": "pycocoevalcap's Java PTBTokenizer on caption lists, one call (one stream) per list",
+        "corenlp": "3.4.1 (stanford-corenlp-3.4.1.jar of pycocoevalcap 1.2)",
+        "java": version,
+        "date": datetime.date.today().isoformat(),
+        "generator": f"tests/test_metrics_ptb_tokenizer.py: STREAM_CASES + hostile_caption_lists({seed}, {n_lists})",
+        "note": "line breaks other than \\n were spaces in Java's input (ptb_tokenizer's documented difference)",
+    }
+    rows = ",\n".join(json.dumps({"captions": c, "java": j}) for c, j in zip(lists, java))
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(header, indent=1)[:-2] + ',\n "lists": [\n' + rows + "\n]}\n", encoding="utf-8")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write-corpus"]:
+    write_java_corpus()
+    print(f"wrote {CORPUS_FILE} ({CORPUS_FILE.stat().st_size} bytes)")

@@ -1,21 +1,28 @@
 """A pure-Python equivalent of the tokenization step of pycocoevalcap's CIDEr / BLEU / ROUGE.
 
-pycocoevalcap runs Stanford CoreNLP 3.4.1's `PTBTokenizer -preserveLines -lowerCase` in Java on every
-caption and then drops a fixed list of punctuation tokens. Scores are only comparable across papers if
-the tokens are the same, so this module reproduces that behaviour (including its oddities: "(" becomes
-"-lrb-" and survives the punctuation filter, "cannot" becomes "can not", digit groups like "100 200 300"
-become one phone-number token joined by U+00A0, emoji and other non-BMP characters are deleted).
+pycocoevalcap writes all captions of one call, one per line, into one file, runs Stanford CoreNLP 3.4.1's
+`PTBTokenizer -preserveLines -lowerCase` on it in Java, splits the output at line breaks and drops a fixed
+list of punctuation tokens. Scores are only comparable across papers if the tokens are the same, so this
+module reproduces that behaviour, oddities included: "(" becomes "-lrb-" and survives the punctuation filter,
+"cannot" becomes "can not", digit groups like "100 200 300" become one phone-number token joined by U+00A0,
+emoji are deleted (but kept inside URLs), and, because the captions are one stream, the end of a caption can
+depend on the next one ("x I." before "The man" gives "x i", before "dogs" "x i."; "No." keeps its period
+before a digit), the end of the last caption is the end of the file ("x :)" alone gives "x -rrb-"), and an
+SGML tag with a quoted attribute can run over a line break. `ptb_tokenize(list)` and `PTBTokenizer.tokenize`
+treat their input as that one stream; `tokenize_caption` as a one-caption list.
 
 The reproduction is a longest-match scanner over the lexer's token classes, checked token for token against
-the Java tokenizer by `tests/test_metrics_ptb_tokenizer.py`. Speed comes from scanning each whitespace-
-separated chunk once and caching it: only a few token classes (phone numbers, "5 7/8", ". . .", SGML tags)
-can span a space, and captions containing them are scanned as a whole.
+the Java tokenizer by `tests/test_metrics_ptb_tokenizer.py` (live on seeded hostile caption lists where Java
+is installed, and against a committed corpus of Java's outputs everywhere). Speed comes from scanning each
+whitespace-separated chunk once and caching it: only a few token classes (phone numbers, "5 7/8", ". . .",
+SGML tags) can span a space, only a caption ending in a one-letter abbreviation or "No."-like word can take
+its tokens from the next line, and only those captions are scanned in place in the stream.
 
-Known, deliberate differences from pycocoevalcap's wrapper: line-break characters other than "\\n"
-("\\r", U+2028, U+0085, ...) are treated as spaces (Java treats them as line ends, which silently shifts
-every later caption onto the wrong image in pycocoevalcap), and letters are classified with Python's
-Unicode tables (Java 17's; CoreNLP 3.4.1 was built against older ones, which matters only for scripts added
-to Unicode recently).
+Known, deliberate differences from pycocoevalcap's wrapper: it replaces "\\n" inside a caption by a space,
+and so does this module, but it leaves the other line breaks ("\\r", "\\r\\n", U+2028, U+2029, "\\v",
+"\\f"), which Java takes as line ends: every later caption then lands on the wrong image. Here each of them
+is a space. Letters are classified with Python's Unicode tables (Java 17's; CoreNLP 3.4.1 was built against
+older ones, which matters only for scripts added to Unicode recently).
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Iterable
-from itertools import chain
+from itertools import accumulate, chain
 
 import numpy as np
 
@@ -61,11 +69,15 @@ LET = f"[{_LETTERS}]"
 LETTER = f"(?:[{_LETTERS}{_WORD_EXTRA}]|&[aeiouAEIOU](?:acute|grave|uml);)"
 DIGIT = f"[{_DIGITS}]"
 ALNUM = f"[{_LETTERS}{_DIGITS}]"
-SPACE = "[ \t\u00a0\u2000-\u200a\u3000]"
-SPACENL = "[ \t\u00a0\u2000-\u200a\u3000\n]"
-SGML = r"<\/?[A-Za-z!][^>]*>"
+# U+0085 is a space to the trailing contexts, though as a token it is "..."
+SPACE = "[ \t\u0085\u00a0\u2000-\u200a\u3000]"
+SPACENL = "[ \t\u0085\u00a0\u2000-\u200a\u3000\n]"
+# tags as CoreNLP 3.4.1 accepts them: plain spaces only, quoted attribute values (which may hold a line break)
+SGML_NAME = "[A-Za-z][A-Za-z0-9_:.-]*"
+SGML = (f"<(?:[!?][A-Za-z-][^>\\r\\n]*|{SGML_NAME}(?: +{SGML_NAME}(?: *= *(?:'[^']*'|\"[^\"]*\"))?)* */? *"
+        f"|/{SGML_NAME} *)>")
 APOS = "(?:['\u0092\u2019]|&apos;)"
-APOSETC = f"(?:{APOS}|[\u0091\u2018\u201b])"
+APOSETC = f"(?:{APOS}|[`\u0091\u2018\u201b])"
 REDAUX = f"{APOS}(?:[msdMSD]|(?i:re|ve|ll))"
 SREDAUX = f"(?i:n){APOSETC}(?i:t)"
 WORD = f"{LETTER}(?:{LETTER}|{DIGIT})*(?:[.!?]{LETTER}(?:{LETTER}|{DIGIT})*)*"
@@ -73,23 +85,24 @@ SWORD = "[A-Za-z\u00ad]*[A-MO-Za-mo-z]\u00ad*"
 NUM = f"(?:{DIGIT}*(?:[.:,\u00ad\u066b\u066c]{DIGIT}+)+|{DIGIT}+)"
 NUMBER = f"[-+]?{NUM}"
 HYPHEN = "[-_\u058a\u2010\u2011]"
-ACRO2 = r"(?:[A-Za-z](?:\.[A-Za-z])+|(?i:Canada|Sino|Korean|EU|Japan|non)-(?i:U\.S)|(?i:U\.S\.-(?:U\.K|U\.S\.S\.R)))"
-ACRO = r"(?:[A-Za-z](?:\.[A-Za-z])*|(?i:Canada|Sino|Korean|EU|Japan|non)-(?i:U\.S)|(?i:U\.S\.-(?:U\.K|U\.S\.S\.R)))"
+# longest alternative first: `re` takes the first alternative that matches, JFlex the longest
+ACRO2 = r"(?:(?i:U\.S\.-(?:U\.S\.S\.R|U\.K))|(?i:Canada|Sino|Korean|EU|Japan|non)-(?i:U\.S)|[A-Za-z](?:\.[A-Za-z])+)"
+ACRO = r"(?:(?i:U\.S\.-(?:U\.S\.S\.R|U\.K))|(?i:Canada|Sino|Korean|EU|Japan|non)-(?i:U\.S)|[A-Za-z](?:\.[A-Za-z])*)"
 THING = (f"(?:[dDoOlL]{APOSETC}{ALNUM})?{ALNUM}+"
          f"(?:{HYPHEN}(?:[dDoOlL]{APOSETC}{ALNUM})?{ALNUM}+)*")
-HTHING = rf"[A-Za-z0-9][A-Za-z0-9.,\u00ad]*(?:-(?:[A-Za-z0-9\u00ad]+|{ACRO2}\.))+"
+HTHING = rf"[A-Za-z0-9][A-Za-z0-9.,\u00ad]*(?:-(?:{ACRO2}\.|[A-Za-z0-9\u00ad]+))+"
 THINGA = r"[A-Z]+(?:(?:[+&]|(?i:&amp;))[A-Z]+)+"
 THING3 = r"[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}(?:\\?\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}"
 APOWORD = (f"{APOS}(?i:n){APOS}?|[lLdDjJ]{APOS}|(?i:dunkin){APOS}|(?i:somethin){APOS}|(?i:ol){APOS}|{APOS}(?i:em)"
            f"|[A-HJ-XZn]{APOSETC}{LET}{{2}}{LET}*|{APOS}[2-9]0(?i:s)|{APOS}(?i:till?)"
            f"|{LET}{LET}*[aeiouyAEIOUY]{APOSETC}[aeiouA-Z]{LET}*|{APOS}(?i:cause)"
            r"|(?i:cont'd\.?|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l)")
-FULLURL = r"(?i:https?):\/\/[^ \t\n\f\r\"<>|()]+[^ \t\n\f\r\"<>|.!?(){},-]"
+FULLURL = r"(?i:https?):\/\/[^ \t\n\f\r\"<>|(){}]+[^ \t\n\f\r\"<>|.!?(){},-]"
 LIKELYURL = (r"(?:(?:(?i:www)\.(?:[^ \t\n\f\r\"<>|.!?(){},]+\.)+[a-zA-Z]{2,4})"
              r"|(?:(?:[^ \t\n\f\r\"`'<>|.!?(){},-_$]+\.)+(?i:com|net|org|edu)))"  # ",-_" is a range, as in CoreNLP
              r"(?:\/[^ \t\n\f\r\"<>|()]+[^ \t\n\f\r\"<>|.!?(){},-])?")
-EMAIL = (r"[a-zA-Z0-9][^ \t\n\f\r\"<>|(){}\u00a0]*@(?:[^ \t\n\f\r\"<>|(){}.\u00a0]+\.)*"
-         r"[^ \t\n\f\r\"<>|(){}\[\].,;:\u00a0]+")
+EMAIL = (r"<?[a-zA-Z0-9][^ \t\n\f\r\"<>|(){}\u00a0]*@(?:[^ \t\n\f\r\"<>|(){}.\u00a0]+\.)*"
+         r"[^ \t\n\f\r\"<>|(){}.\u00a0]+>?")
 TWITTER = f"[@\uff20][a-zA-Z_][a-zA-Z_0-9]*|[#\uff03]{LETTER}+"
 # abbreviation lists observed in CoreNLP 3.4.1 (only whether the final "." stays attached matters here)
 ABMONTH = "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
@@ -97,19 +110,22 @@ ABDAYS = "Mon|Tue|Tues|Wed|Thu|Thurs|Fri"
 ABSTATE_CI = "Ala|Ariz|Calif|Colo|Conn|Ct|Dak|Fla|Ga|Ind|Kans?|Ky|Md|Mich|Minn|Mo|Mont|Neb|Nev|Okla|Penn|Tenn|Va|Vt|Wisc?|Wyo"
 ABSTATE_CS = "A(?i:z)|A(?i:rk)|D(?i:el)|I(?i:ll)|L(?i:a)|M(?i:ass)|M(?i:iss)|O(?i:re)|P(?i:a)|T(?i:ex)|W(?i:ash)"
 ABCOMP = "Inc|Cos?|Corp|Pp?tys?|Ltd|Plc|Bancorp|Bhd|Assn|Univ|Intl|Sys|Bldg"
-ABNUM = "tel|est|ext|sq|ft"
+ABNUM = "tel|est|ext|sq"
 ABPTIT = r"Jr|Sr|Bros|(?:Ed|Ph)\.D|Blvd|Rd|Esq|etc|al|seq"
 ABBREV1 = f"(?:(?i:{ABMONTH}|{ABDAYS}|{ABSTATE_CI}|{ABCOMP}|{ABNUM}|{ABPTIT})|{ABSTATE_CS})\\."
 ABTITLE = ("Mr|Mrs|Ms|Drs?|Profs?|Sens?|Reps?|Attys?|Lt|Col|Gen|Messrs|Govs?|Adm|Rev|Maj|Sgt|Cpl|Pvt|Mt|Capt"
            "|Ste?|Ave|Pres|Lieut|Hon|Brig|Co?mdr|Pfc|Spc|Supts?|Det")
-ABBREV4 = (f"(?:{ACRO}|(?i:{ABTITLE}|vs|Alex|Wm|Jos|Cie|a\\.k\\.a|cf|TREAS|Ph|Invt|Elec|Natl|M[ft]g|Dept)"
+ABBREV4 = (f"(?:{ACRO}|(?i:{ABTITLE}|vs|Alex|Wm|Jos|Cie|a\\.k\\.a|cf|TREAS|Ph|Invt|Elec|Natl|M[ft]g|Dept|ft)"
            "|M(?i:iss)|[A-Za-z])")
 ABBREV3 = r"(?i:ca|figs?|prop|nos?|arts?|pp|op)\."
 PHONE = (r"(?:\([0-9]{2,3}\)[ \u00a0]?|(?:\+\+?)?(?:[0-9]{2,4}[\- \u00a0])?[0-9]{2,4}[\- \u00a0])[0-9]{3,4}[\- \u00a0]?[0-9]{3,5}"
          r"|(?:(?:\+\+?)?[0-9]{2,4}\.)?[0-9]{2,4}\.[0-9]{3,4}\.[0-9]{3,5}")
+# the extensions CoreNLP 3.4.1 keeps on a file name (probed one by one against a list of common ones)
+FILE_EXTENSIONS = ("bat|bmp|c|class|cgi|cpp|dll|docx?|exe|gif|gz|h|html?|jar|java|jpe?g|mov|mp3|pdf|php|pl|png|ppt|ps"
+                   "|py|sql|tar|txt|wav|x|xml|zip")
 SMILEY = r"[<>]?[:;=][\-o\*']?[\(\)DPdpO\\{@\|\[\]]"
-ASIANSMILEY = r"[\^x=~<>]\.[\^x=~<>]|[\-\^x=~<>']_[\-\^x=~<>']|\([\-\^x=~<>'][_.]?[\-\^x=~<>']\)"
-QUOTES = f"''|{APOS}|[`\u2018\u2019\u201a\u201b\u201c\u201d\u0091\u0092\u0093\u0094\u201e\u201f\u2039\u203a\u00ab\u00bb]{{1,2}}"
+ASIANSMILEY = r"[\-\^x=~<>']_[\-\^x=~<>']|\([\-\^x=~<>'][_.]?[\-\^x=~<>']\)"
+QUOTES = f"''|[`\u2018\u2019\u201a\u201b\u201c\u201d\u0091\u0092\u0093\u0094\u201e\u201f\u2039\u203a\u00ab\u00bb]{{1,2}}|{APOS}"
 MISCSYMBOL = ("[\u00a6\u00a7\u00a8\u00a9\u00ac\u00ae\u00af\u00b0-\u00b3\u00b4-\u00ba\u00d7\u00f7\u0387\u05be\u05c0\u05c3"
               "\u05c6\u05f3\u05f4\u0600-\u0603\u0606-\u060a\u060c\u0614\u061b\u061e\u066a\u066d\u0703-\u070d"
               "\u07f6-\u07f8\u0964\u0965\u0e4f\u2020-\u2023\u2030-\u2038\u2044\u207a-\u207f\u208a-\u208e"
@@ -149,6 +165,11 @@ def _keep(text):
     return text
 
 
+def _word(text):
+    """Soft hyphens vanish from words; a "word" of soft hyphens only is a hyphen."""
+    return text.replace("\u00ad", "") or "-"
+
+
 # (token regex, trailing-context regex or None, action). An action maps the token text to the output token,
 # or is (n, None) meaning "emit the first n characters and scan the rest again" (JFlex's yypushback).
 # Order matters only on ties: like JFlex, the longest match (token plus trailing context) wins, then the
@@ -163,9 +184,9 @@ _RULES = [
     ("&(?:MD|mdash|ndash);|[\u0096\u0097\u2013\u2014\u2015]", None, lambda t: "--"),
     ("(?i:&amp;)", None, lambda t: "&"),
     ("&(?:HT|TL|UR|LR|QC|QL|QR|odq|cdq|#[0-9]+);", None, _keep),
-    (WORD, REDAUX, lambda t: t.replace("\u00ad", "")),
+    (WORD, REDAUX, _word),
     (SWORD, SREDAUX, lambda t: t.replace("\u00ad", "")),
-    (WORD, None, lambda t: t.replace("\u00ad", "")),
+    (WORD, None, _word),
     (APOWORD, None, _keep),
     ("(?i:y)" + APOS, LET, _keep),
     (FULLURL, None, _keep),
@@ -185,15 +206,20 @@ _RULES = [
     (THING3, None, _keep),
     (r"[A-Z]*\$|#", None, _keep),
     ("[\u00a2\u00a3\u00a4\u00a5\u0080\u20a0\u20ac\u060b\u0e3f\u20a4\uffe0\uffe1\uffe5\uffe6]", None, _currency),
-    (f"{ACRO}\\.", f"{SPACE}+(?:{ACRONYM_FOLLOWERS}){SPACENL}", (-1, "acronym")),
+    (f"{ACRO}\\.", f"{SPACENL}+(?:{ACRONYM_FOLLOWERS}|{SGML}){SPACENL}", (-1, "acronym")),
     (ABBREV1, SENTEND, (-1, "dup")),
     (ABBREV1, "(?s:..)", _keep),  # beats a longer WORD such as "Inc.a"
-    (ABBREV3, f"{SPACE}?{DIGIT}", _keep),
+    (ABBREV1, None, (-1, "dup")),  # less than two characters from the end of the stream
+    (ABBREV3, f"{SPACENL}?{DIGIT}", _keep),
     (f"{ABBREV4}\\.", None, _keep),
     (ABBREV4, SPACE, _keep),
     (ACRO, SPACENL, _keep),
+    # file names ("58.c", "v2.x", "8.8.jpg") stay whole when a space or [!?.,] follows (placed after the
+    # abbreviations, which win ties)
+    (f"(?:{LETTER}|{DIGIT})+(?:\\.(?:{LETTER}|{DIGIT})+)*\\.(?i:{FILE_EXTENSIONS})",
+     "[ \t\u00a0\u2000-\u200a\u3000\n\u0085!?.,]", _keep),
     (f"{APOS}[0-9][0-9]", SPACENL, _keep),
-    (f"{WORD}\\.", "[,;:]", lambda t: t.replace("\u00ad", "")),
+    (f"{WORD}\\.", "[,;:]", _word),
     (PHONE, None, lambda t: _parens(t.replace(" ", "\u00a0"))),
     ('"|&quot;', "[A-Za-z0-9$]", lambda t: _quotes(t, True)),
     ('"|&quot;', None, lambda t: _quotes(t, False)),
@@ -223,25 +249,61 @@ _RULES = [
     (REDAUX, None, lambda t: _quotes(t, False)),
     (QUOTES, None, lambda t: _quotes(t, False)),
     (MISCSYMBOL, None, _keep),
-    ("(?i:&nbsp;)|[\0\u200b\u200e\u200f\ufeff \t\u00a0\u2000-\u200a\u3000\n]+", None, _SKIP),
+    ("(?i:&nbsp;)|[\0\u200b\u200e\u200f\ufeff \t\u00a0\u2000-\u200a\u3000]+", None, _SKIP),
 ]
 _COMPILED = [(re.compile(f"({tok})({ctx})" if ctx else f"({tok})()"), action) for tok, ctx, action in _RULES]
 
-# A caption needs whole-text scanning only where a token or its trailing context can cross a space (phone
-# numbers, "5 7/8", ". . .", "No. 5", SGML tags, "I. The"), or where str.split() and CoreNLP disagree on
-# what whitespace is. The pattern starts with one character class so `re` can skip ahead quickly.
-_RARE_SPACE = "\r\x0b\x0c\x1c-\x1f\x85\u1680\u2028\u2029\u202f\u205f"
+# A caption is scanned chunk by chunk (split at whitespace, each chunk cached) unless a token or its trailing
+# context can cross a space (phone numbers, "5 7/8", ". . .", "No. 5", "I. The", SGML tags) or the caption
+# holds whitespace other than " " and "\t" (str.split() and CoreNLP disagree on some, and URLs and e-mail
+# addresses run through others). The pattern starts with one character class so `re` can skip ahead quickly.
+_RARE_SPACE = "\n\r\x0b\x0c\x1c-\x1f\x85\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_ASTRAL = "\U00010000-\U0010ffff"  # two UTF-16 units each for Java: kept inside URLs, deleted elsewhere
 _NEEDS_FULL_SCAN = re.compile(
-    f"[{_DIGITS}).<{_RARE_SPACE}](?:(?<={DIGIT})[ \u00a0]+{DIGIT}|(?<=[).])[ \u00a0]{DIGIT}|(?<=\\.)[ \u00a0]\\."
-    f"|(?<=(?<![A-Za-z0-9])[A-Za-z]\\.){SPACE}+(?:{ACRONYM_FOLLOWERS}){SPACENL}|(?<=[<{_RARE_SPACE}]))"
+    f"[{_DIGITS}).<{_RARE_SPACE}{_ASTRAL}](?:(?<={DIGIT}) +{DIGIT}|(?<=[).])[ \t]{DIGIT}|(?<=\\.) \\."
+    f"|(?<=(?<![A-Za-z0-9])[A-Za-z]\\.)[ \t]+(?:{ACRONYM_FOLLOWERS})(?:[ \t\0]|\\Z)|(?<=[<{_RARE_SPACE}{_ASTRAL}]))"
 )
-_OTHER_NEWLINES = re.compile("\r\n|[\r\u2028\u2029\x0b\x0c\x85]")
+# pycocoevalcap turns "\n" inside a caption into a space; the other line breaks are spaces here (see the
+# module docstring), one for one so that offsets into the stream stay those of the captions
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\x0b\x0c\u2028\u2029", " "))
+_OTHER_LINE_BREAK = re.compile("[\r\x0b\x0c\u2028\u2029]")
+_ASTRAL_CHAR = re.compile(f"[{_ASTRAL}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _scan(text: str) -> list[str]:
-    """Longest-match scan of `text` (which must end with the character following the caption)."""
-    tokens, i, n = [], 0, len(text) - 1
-    while i < n:
+def _java_text(caption: str) -> str:
+    """A caption as Java reads it from pycocoevalcap's file: line breaks as spaces, UTF-16 code units."""
+    caption = caption.translate(_LINE_BREAKS)
+    if _ASTRAL_CHAR.search(caption) is None:
+        return caption
+    return _ASTRAL_CHAR.sub(lambda m: _pair(ord(m.group())), caption)
+
+
+def _pair(cp: int) -> str:
+    cp -= 0x10000
+    return chr(0xD800 + (cp >> 10)) + chr(0xDC00 + (cp & 0x3FF))
+
+
+def _from_java(text: str) -> str:
+    """Joins surrogate pairs again; a lone one is what Java writes for it in UTF-8, "?"."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return _SURROGATE.sub("?", text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass"))
+# A chunk ending a caption can take its tokens from the next line only through "X." before "The ..." and
+# "No." before a digit; chunks that may end so are scanned again with these next lines to find out.
+_END_MAY_DEPEND = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]|(?i:ca|figs?|prop|nos?|arts?|pp|op))\.\Z")
+_NEXT_LINES = ("\n", "\n5", "\n 5", "\nThe x", "\n\n The x", "\nx", "\nX", "\n<b>", "\n<b> x")
+_STREAM = object()  # cache value of such a chunk: its tokens depend on the next line
+
+
+def _scan(text: str, pos: int = 0, end: int | None = None) -> tuple[list[str], int]:
+    """Longest-match scan of the tokens that start in text[pos:end]. What follows `end` is trailing context
+    only, as the rest of Java's input stream is (the end of `text` is the end of that stream). Returns the
+    tokens and where the scan stopped: past `end` when the last token runs over it (an SGML tag with a line
+    break in a quoted attribute)."""
+    end = len(text) if end is None else end
+    tokens, i = [], pos
+    while i < end:
         best_len, best = 0, None
         for rx, action in _COMPILED:
             m = rx.match(text, i)
@@ -256,96 +318,180 @@ def _scan(text: str) -> list[str]:
             i = m.end(1)
         elif isinstance(action, tuple):
             k, mode = action
-            keep = k if k > 0 else len(tok) + k
-            tokens.append(tok if mode else tok[:keep])
-            i += len(tok) if mode else keep
-            if mode == "acronym" and len(tok) == 2:  # "I. The" -> "I" "."
-                tokens[-1] = tok[0]
-            if mode != "":  # the period is returned again as its own token
-                tokens.append(".")
+            if mode == "":
+                keep = k if k > 0 else len(tok) + k
+                tokens.append(tok[:keep])
+                i += keep
+            else:  # the final period is scanned again ("Inc." "." but "I. The" -> "I" ".", "Inc.5" -> "Inc." ".5")
+                tokens.append(tok[0] if mode == "acronym" and len(tok) == 2 else tok)
+                i = m.end(1) - 1
         else:
             tokens.append(action(tok))
             i = m.end(1)
-    return tokens
+    return tokens, i
+
+
+def _finish(raw: list[str]) -> str:
+    """Raw tokens of one chunk -> lower-cased, punctuation removed, space-joined."""
+    words = " ".join(raw).lower().split(" ")
+    return " ".join(w for w in words if w and w not in PUNCTUATIONS)
+
+
+def _finish_line(line: str) -> str:
+    """One line of Java's output -> what pycocoevalcap keeps of it."""
+    return " ".join(w for w in line.lower().rstrip().split(" ") if w not in PUNCTUATIONS)
+
+
+def _type_error(caption) -> TypeError:
+    return TypeError(f"caption must be a str, got {type(caption).__name__}: {caption!r}")
+
+
+class _Stream:
+    """A list of captions as pycocoevalcap hands it to Java: one text, one caption per line."""
+
+    def __init__(self, captions: list[str]):
+        for caption in captions:
+            if not isinstance(caption, str):
+                raise _type_error(caption)
+        text = "\n".join(captions)
+        if text.count("\n") != len(captions) - 1 or _OTHER_LINE_BREAK.search(text) or _ASTRAL_CHAR.search(text):
+            captions = [_java_text(c) for c in captions]
+            text = "\n".join(captions)
+        self.text, self.captions = text, captions
+        self.ends = [acc + k for k, acc in enumerate(accumulate(map(len, captions)))]  # where each line ends
+
+    def tail(self, i: int, chunk_len: int) -> str:
+        """Tokens of the last chunk of caption `i` (a plain caption: no token crosses its line)."""
+        end = self.ends[i]
+        start = end - len(self.captions[i]) + len(self.captions[i].rstrip()) - chunk_len
+        return _finish(_scan(self.text, start, end)[0])
+
+    def lines(self, i: int) -> list[str]:
+        """Tokens of caption `i` and of any later captions its last token runs into, one string each."""
+        text, ends = self.text, self.ends
+        end = ends[i]
+        raw, pos = _scan(text, end - len(self.captions[i]), end)
+        while pos > end:
+            end = ends[bisect_left(ends, pos)]
+            more, pos = _scan(text, pos, end)
+            raw += more
+        return [_finish_line(line) for line in _from_java(" ".join(raw)).split("\n")]
 
 
 class PTBTokenizer:
-    """Tokenizes captions exactly as pycocoevalcap does, without Java.
+    """Tokenizes caption lists exactly as pycocoevalcap does, without Java.
 
-    Each whitespace-separated chunk is scanned once and its final (lower-cased, punctuation-filtered) tokens
-    are cached, so a caption costs a `str.split` and a few dictionary lookups.
+    pycocoevalcap writes all captions of a call, one per line, into one file for Java, so the tokens at the
+    end of a caption can depend on the next one ("I." then "The man" gives "i"; "No." then "5 dogs" keeps
+    "no."), the end of the last caption is the end of the file (where "x :)" gives "x -rrb-"), and an SGML
+    tag can run over a line break. Lists are tokenized as that stream; each whitespace-separated chunk is
+    scanned once and its final (lower-cased, punctuation-filtered) tokens are cached, so an ordinary caption
+    costs a `str.split` and a few dictionary lookups, and only captions whose ends or contents can interact
+    with their neighbours are scanned in place in the stream.
     """
 
     def __init__(self, cache_size: int = 1_000_000):
         self._mid: dict[str, str] = {}  # chunk followed by a space
-        self._last: dict[str, str] = {}  # chunk that ends the caption
+        self._last: dict[str, object] = {}  # chunk that ends a caption followed by another line (or _STREAM)
+        self._eof: dict[str, str] = {}  # chunk that ends the last caption of a list
         self._cache_size = cache_size
         self._vocab: dict[str, int] = {}  # token -> id (1, 2, ...), for word_ids
         self._mid_ids: dict[str, tuple[int, ...]] = {}
-        self._last_ids: dict[str, tuple[int, ...]] = {}
-        self._word_cache: dict[str, tuple[int, ...]] = {}  # chunk -> ids; chunk + "\0" (caption end) -> ids + (0,)
+        # chunk -> ids; chunk + "\0" (end of a caption followed by another) -> ids + (0,), or None (_STREAM)
+        self._word_cache: dict[str, tuple[int, ...] | None] = {}
 
-    @staticmethod
-    def _finish(raw: list[str]) -> str:
-        words = " ".join(raw).lower().split(" ")
-        return " ".join(w for w in words if w and w not in PUNCTUATIONS)
+    _finish = staticmethod(_finish)
 
-    def _chunk(self, chunk: str, last: bool) -> str:
+    def _store(self, cache: dict, chunk: str, out):
+        if len(cache) < self._cache_size:
+            cache[chunk] = out
+        return out
+
+    def _chunk(self, chunk: str, last: bool = False):
+        """Tokens of a chunk followed by a space or, `last`, by a line break; _STREAM for a `last` chunk
+        whose tokens depend on what that next line holds."""
         cache = self._last if last else self._mid
         out = cache.get(chunk)
         if out is None:
-            out = self._finish(_scan(chunk + ("\n\n" if last else " \n")))
-            if len(cache) < self._cache_size:
-                cache[chunk] = out
+            n = len(chunk)
+            out = _finish(_scan(chunk + ("\n\n" if last else " \n"), 0, n)[0])
+            if last and _END_MAY_DEPEND.search(chunk):
+                if any(_finish(_scan(chunk + nxt, 0, n)[0]) != out for nxt in _NEXT_LINES):
+                    out = _STREAM
+            self._store(cache, chunk, out)
+        return out
+
+    def _eof_chunk(self, chunk: str) -> str:
+        out = self._eof.get(chunk)
+        return self._store(self._eof, chunk, _finish(_scan(chunk)[0])) if out is None else out
+
+    def _tokenize_list(self, captions: list) -> list[str]:
+        out: list[str] = []
+        add = out.append
+        mid, last_cache, full_scan = self._mid, self._last, _NEEDS_FULL_SCAN.search
+        n, skip, stream = len(captions), 0, None
+        for i, caption in enumerate(captions):
+            if skip:
+                skip -= 1
+                continue
+            if not isinstance(caption, str):
+                raise _type_error(caption)
+            if full_scan(caption) is not None:
+                stream = stream or _Stream(captions)
+                lines = stream.lines(i)
+                out += lines
+                skip = len(lines) - 1
+                continue
+            chunks = caption.split()
+            if not chunks:
+                add("")
+                continue
+            last = chunks.pop()
+            try:
+                parts = list(map(mid.__getitem__, chunks))
+            except KeyError:
+                parts = [mid[c] if c in mid else self._chunk(c) for c in chunks]
+            if i + 1 < n or caption[-1] in " \t":  # trailing space: the end of the stream is out of reach
+                tail = last_cache.get(last)
+                if tail is None:
+                    tail = self._chunk(last, True)
+                if tail is _STREAM:
+                    stream = stream or _Stream(captions)
+                    tail = stream.tail(i, len(last))
+            else:
+                tail = self._eof_chunk(last)
+            parts.append(tail)
+            add(" ".join(filter(None, parts)))
         return out
 
     def raw_tokens(self, caption: str) -> list[str]:
-        """Tokens before lower-casing and punctuation removal (the whole caption scanned at once)."""
+        """Tokens of `caption` alone (a one-caption list) before lower-casing and punctuation removal."""
         if not isinstance(caption, str):
-            raise TypeError(f"caption must be a str, got {type(caption).__name__}: {caption!r}")
-        return _scan(_OTHER_NEWLINES.sub(" ", caption) + "\n\n")
+            raise _type_error(caption)
+        return [_from_java(t) for t in _scan(_java_text(caption))[0]]
 
     def tokenize_caption(self, caption: str) -> str:
-        """One caption -> the space-joined token string pycocoevalcap would produce."""
-        if not isinstance(caption, str):
-            raise TypeError(f"caption must be a str, got {type(caption).__name__}: {caption!r}")
-        if _NEEDS_FULL_SCAN.search(caption):
-            return self._finish(self.raw_tokens(caption))
-        chunks = caption.split()
-        if not chunks:
-            return ""
-        mid, last = self._mid, chunks.pop()
-        try:
-            parts = list(map(mid.__getitem__, chunks))
-        except KeyError:
-            parts = [mid[c] if c in mid else self._chunk(c, False) for c in chunks]
-        tail = self._last.get(last)
-        parts.append(self._chunk(last, True) if tail is None else tail)
-        return " ".join(filter(None, parts))
+        """One caption, alone in its list -> the space-joined token string pycocoevalcap would produce."""
+        return self._tokenize_list([caption])[0]
 
     def _ids(self, tokens: str) -> tuple[int, ...]:
         vocab = self._vocab
         return tuple(vocab.setdefault(w, len(vocab) + 1) for w in tokens.split())
 
-    def _chunk_ids(self, chunk: str, last: bool) -> tuple[int, ...]:
-        cache = self._last_ids if last else self._mid_ids
-        out = cache.get(chunk)
-        if out is None:
-            out = self._ids(self._chunk(chunk, last))
-            if len(cache) < self._cache_size:
-                cache[chunk] = out
-        return out
-
-    def _word_entry(self, word: str) -> tuple[int, ...]:
-        out = self._ids(self._chunk(word[:-1], True)) + (0,) if word[-1:] == "\0" else self._chunk_ids(word, False)
-        if len(self._word_cache) < self._cache_size:
-            self._word_cache[word] = out
-        return out
+    def _word_entry(self, word: str) -> tuple[int, ...] | None:
+        if word[-1:] == "\0":
+            tail = self._chunk(word[:-1], True)
+            out = None if tail is _STREAM else self._ids(tail) + (0,)
+        else:
+            out = self._mid_ids.get(word)
+            if out is None:
+                out = self._store(self._mid_ids, word, self._ids(self._chunk(word)))
+        return self._store(self._word_cache, word, out)
 
     def _fast_word_ids(self, captions: list) -> np.ndarray | None:
         """`word_ids` with one join, one split and one cache lookup per chunk for the whole batch; None where
-        a caption needs per-caption handling (a non-str, a NUL, an empty caption or trailing whitespace, or a
-        token that can cross a space)."""
+        a caption needs more (a non-str, a NUL, an empty caption or trailing whitespace, a token that can
+        cross a space, an end that depends on the next caption)."""
         try:
             joined = "\0 ".join(captions) + "\0"  # marks each caption's last chunk, scanned with end context
         except TypeError:
@@ -353,52 +499,44 @@ class PTBTokenizer:
         if joined.count("\0") != len(captions) or _NEEDS_FULL_SCAN.search(joined):
             return None
         words, cache = joined.split(), self._word_cache
+        final = words.pop()
+        if final == "\0" or "\0" in words:  # a lone mark: an empty caption or one ending in whitespace
+            return None
         try:
             parts = list(map(cache.__getitem__, words))
         except KeyError:
-            if "\0" in words:  # a lone mark: an empty caption or one ending in whitespace
-                return None
             parts = [cache[w] if w in cache else self._word_entry(w) for w in words]
-        return np.fromiter(chain.from_iterable(parts), dtype=np.int64)[:-1]
+        if None in parts:
+            return None
+        parts.append(self._ids(self._eof_chunk(final[:-1])))
+        return np.fromiter(chain.from_iterable(parts), dtype=np.int64)
 
     def word_ids(self, captions: Iterable[str]) -> np.ndarray:
         """Token ids of many captions end to end, one 0 between consecutive captions (ids are this
-        tokenizer's: 1, 2, ... in order of first appearance). The same tokens as `tokenize_caption`, without
-        building and re-splitting strings: what the CIDEr-D scorer consumes."""
+        tokenizer's: 1, 2, ... in order of first appearance). The same tokens as `ptb_tokenize(captions)`
+        (one stream, in this order), without building and re-splitting strings: what the CIDEr-D scorer
+        consumes. (pycocoevalcap's CIDEr tokenizes all references as one stream and all predictions as
+        another; a caller interleaving them sees the same tokens except where a caption's end depends on
+        the next caption.)"""
         captions = captions if isinstance(captions, list) else list(captions)
         fast = self._fast_word_ids(captions) if captions else None
         if fast is not None:
             return fast
-        parts: list[tuple[int, ...]] = []
-        add = parts.append
-        mid, last_cache, full_scan, sep = self._mid_ids, self._last_ids, _NEEDS_FULL_SCAN.search, (0,)
-        for caption in captions:
-            if not isinstance(caption, str):
-                raise TypeError(f"caption must be a str, got {type(caption).__name__}: {caption!r}")
-            add(sep)
-            if full_scan(caption):
-                add(self._ids(self._finish(self.raw_tokens(caption))))
-                continue
-            chunks = caption.split()
-            if not chunks:
-                continue
-            last = chunks.pop()
-            try:
-                parts += list(map(mid.__getitem__, chunks))  # all or nothing: a miss raises before extending
-            except KeyError:
-                parts += [mid[c] if c in mid else self._chunk_ids(c, False) for c in chunks]
-            tail = last_cache.get(last)
-            add(self._chunk_ids(last, True) if tail is None else tail)
-        if parts:
-            parts[0] = ()
-        return np.fromiter(chain.from_iterable(parts), dtype=np.int64)
+        ids = self._ids
+        flat = chain.from_iterable(chain((0,), ids(s)) for s in self._tokenize_list(captions))
+        return np.fromiter(flat, dtype=np.int64)[1:]
 
     def tokenize(self, captions_for_image: dict) -> dict:
-        """pycocoevalcap's interface: {id: [{"caption": str}, ...]} -> {id: [tokenized str, ...]}."""
-        return {k: [self.tokenize_caption(c["caption"]) for c in v] for k, v in captions_for_image.items()}
+        """pycocoevalcap's interface: {id: [{"caption": str}, ...]} -> {id: [tokenized str, ...]}, all
+        captions as one stream in the dict's order, as pycocoevalcap hands them to Java."""
+        flat = self._tokenize_list([c["caption"] for v in captions_for_image.values() for c in v])
+        out, k = {}, 0
+        for key, v in captions_for_image.items():
+            out[key], k = flat[k:k + len(v)], k + len(v)
+        return out
 
     def __call__(self, captions: Iterable[str]) -> list[str]:
-        return [self.tokenize_caption(c) for c in captions]
+        return self._tokenize_list(captions if isinstance(captions, list) else list(captions))
 
 
 _DEFAULT = PTBTokenizer()
@@ -418,6 +556,6 @@ def ptb_word_ids(captions: Iterable[str]) -> np.ndarray:
     return _DEFAULT.word_ids(captions)
 
 
-if __name__ == "__main__":
-    for line in sys.stdin:
-        print(tokenize_caption(line.rstrip("\n")))
+if __name__ == "__main__":  # stdin lines as one caption list, as pycocoevalcap would tokenize them
+    for tokens in ptb_tokenize([line.rstrip("\n") for line in sys.stdin]):
+        print(tokens)
