@@ -74,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval_max_new_tokens", type=int, default=None, help="default: the model's 32 tokens")
     parser.add_argument("--eval_batch_size", type=int, default=32)
     parser.add_argument("--retrieval_batch_size", type=int, default=64)
+    parser.add_argument("--decoder_layout", choices=("shift", "original"), default=None,
+                        help="caption layout for a new model (default shift; --resume keeps the folder's). 'original' "
+                        "also generates as the release did: no forced <s>")  # fmt: skip
     add_train_arguments(parser, **DEFAULTS)
     args = parser.parse_args(argv)
     if not args.resume and not (args.clip_model and args.bart_model):
@@ -212,6 +215,10 @@ def build_model(args):
             decoder_max_length=config.decoder_max_length,
             clip_max_length=config.clip_config.text_config.max_position_embeddings,
         )
+    if args.decoder_layout is not None:
+        processor.decoder_layout = args.decoder_layout
+        if args.decoder_layout == "original":
+            model.generation_config.forced_bos_token_id = None
     args.top_k = args.top_k or model.config.table_top_k
     model.config.table_top_k = args.top_k
     return model, processor
@@ -222,6 +229,10 @@ def check_decoder_start(model, processor) -> None:
     must agree, or the model learns from one prefix and is asked to continue another."""
     from transformers.models.bart.modeling_bart import shift_tokens_right
 
+    if getattr(processor, "decoder_layout", "shift") == "original":
+        logger.warning("decoder_layout 'original' (the released model's): the decoder trains from <s> while "
+                       "generation starts from decoder_start_token_id, as the original did")  # fmt: skip
+        return
     bart = model.config.bart_config
     labels = processor(tables=["a | "], text_target=["a caption"])["labels"]
     fed = shift_tokens_right(labels, bart.pad_token_id, bart.decoder_start_token_id)[0, :2].tolist()

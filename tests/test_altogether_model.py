@@ -38,8 +38,11 @@ def tiny(request, tokenizer_factory):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Re-statement of the original math (ClipCap's TransformerMapper / MLP, Altogether's inputs_embeds forward),
-# written from DESIGN.md facts and independent of the model code under test.
+# Re-statement of the originals' math, independent of the model code under test: ClipCap's TransformerMapper
+# (rmokady/CLIP_prefix_caption train.py lines 95-217: pre-LN layers, bias-free q/kv projections with kv split
+# k-then-v, softmax over keys scaled by head_dim**-0.5, ReLU MLP of ratio 2, the constants' outputs returned)
+# and MLP (lines 80-92); Altogether's forward (MetaCLIP apps/altogether model_altogether.py lines 173-179: the
+# prefix concatenated before the token embeddings of data_altogether_ft.py's layout, lines 116-132).
 # ---------------------------------------------------------------------------------------------------------
 def reference_transformer_mapper(sd: dict, x: torch.Tensor, clip_length: int, num_heads: int) -> torch.Tensor:
     b = x.shape[0]
@@ -243,7 +246,11 @@ def test_freezing_survives_from_pretrained(tmp_path, tokenizer_factory):
     assert not any(p.requires_grad for p in loaded.language_model.parameters())
     assert all(p.requires_grad for p in loaded.mapper.parameters())
     loaded.train()
-    assert not loaded.vision_model.training and loaded.mapper.training and loaded.language_model.training
+    # ClipCap's ClipCaptionPrefix.train() (CLIP_prefix_caption train.py lines 250-258) keeps the frozen GPT-2
+    # in eval mode while the mapper trains: no dropout in the LM
+    assert not loaded.vision_model.training and loaded.mapper.training and not loaded.language_model.training
+    batch = processor(images=[Image.new("RGB", (40, 30), "red")], alt_text=[None], captions=["a red square"])
+    assert torch.equal(loaded(**batch).logits, loaded(**batch).logits)
     # the Auto path goes through the same classmethod
     from transformers import AutoModelForImageTextToText
 

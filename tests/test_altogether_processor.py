@@ -88,13 +88,22 @@ def test_alt_text_over_the_prompt_length_keeps_its_first_tokens(processor):
     assert ids[PREFIX:].tolist() == full[:PROMPT]
 
 
-def test_caption_truncated_to_max_length(tokenizer):
+def test_caption_budget_counts_text_only(tokenizer):
+    """`max_length` counts text only, as the original's max_seq_len (MetaCLIP configs/altogether.py lines 31-32:
+    320 = 128 prompt + 192 caption tokens; the prefix comes on top); an over-long caption is cut to the budget
+    without </s>; one that fits gets its </s>."""
     processor = AltogetherProcessor.from_backbones(
-        32, copy.deepcopy(tokenizer), prefix_length=PREFIX, prompt_length=PROMPT, max_length=PREFIX + PROMPT + 6
+        32, copy.deepcopy(tokenizer), prefix_length=PREFIX, prompt_length=PROMPT, max_length=PROMPT + 6
     )
+    assert processor.caption_length == 6
     batch = processor(images=_image(), alt_text="a", captions="word " * 100)
     assert batch["input_ids"].shape[1] == PREFIX + PROMPT + 6
-    assert batch["labels"][0, -1] == processor.tokenizer.eos_token_id
+    assert (batch["labels"][0] >= 0).sum() == 6 and processor.tokenizer.eos_token_id not in batch["labels"][0].tolist()
+    short = processor(images=_image(), alt_text="a", captions="word")
+    assert short["labels"][0, -1] == processor.tokenizer.eos_token_id
+    with pytest.raises(ValueError, match="no room for a caption"):
+        AltogetherProcessor.from_backbones(32, copy.deepcopy(tokenizer), prefix_length=PREFIX, prompt_length=PROMPT,
+                                           max_length=PROMPT)  # fmt: skip
 
 
 def test_html_entities_and_tags_are_cleaned(processor):

@@ -27,11 +27,16 @@ def test_convert_clipcap_then_push_dry_run(tmp_path, capsys):
     torch.save(state, tmp_path / "clipcap.pt")
 
     assert main(["convert", "clipcap", str(tmp_path / "clipcap.pt"), str(tmp_path / "out"), "--clip", str(tmp_path / "clip"),
-                 "--tokenizer", str(tmp_path / "tok"), "--text-config", str(tmp_path / "gpt.json")]) == 0  # fmt: skip
+                 "--tokenizer", str(tmp_path / "tok"), "--text-config", str(tmp_path / "gpt.json"),
+                 "--normalize-prefix", "--frozen-lm"]) == 0  # fmt: skip
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert line.startswith("converted ") and "mlp mapper, prefix 3" in line and line.endswith(str(tmp_path / "out"))
     model = AutoModel.from_pretrained(tmp_path / "out")
     assert model.config.prompt_length == 0 and model.config.mapper_type == "mlp"
+    assert model.config.normalize_image_embeds and model.config.freeze_text_model
+    # the original's decoding: greedy to the first "." (predict.py generate2)
+    stop = tokenizer.encode(".", add_special_tokens=False)[0]
+    assert (model.generation_config.num_beams, model.generation_config.eos_token_id) == (1, stop)
     torch.testing.assert_close(model.mapper.model[2].weight, state["clip_project.model.2.weight"])
 
     assert main(["push", str(tmp_path / "out"), "me/clipcap-tiny", "--dry-run", str(tmp_path / "dry"),
@@ -63,9 +68,16 @@ def test_convert_open_clip_and_refusal(tmp_path, capsys):
         got = got.pooler_output if hasattr(got, "pooler_output") else got
         torch.testing.assert_close(got, model.encode_text(ids["input_ids"]), atol=1e-5, rtol=0)
 
-    torch.save({"state_dict": model.state_dict(), "args": __import__("argparse").Namespace(lr=1.0)}, tmp_path / "args.pt")
-    from hf_captioners.convert.checkpoints import CheckpointError
+    # an argparse Namespace next to the weights is allow-listed inert data; any other class is refused
+    from hf_captioners.convert.checkpoints import CheckpointError, load_state_dict
 
-    with pytest.raises(CheckpointError, match="refused to load"):
-        main(["convert", "open-clip", str(tmp_path / "args.pt"), str(tmp_path / "never")])
+    torch.save({"state_dict": model.state_dict(), "args": __import__("argparse").Namespace(lr=1.0)}, tmp_path / "args.pt")
+    assert set(load_state_dict(tmp_path / "args.pt")) == set(model.state_dict())
+    torch.save({"state_dict": model.state_dict(), "hook": TrainingHook()}, tmp_path / "hook.pt")
+    with pytest.raises(CheckpointError, match="refused to load.*TrainingHook"):
+        main(["convert", "open-clip", str(tmp_path / "hook.pt"), str(tmp_path / "never")])
     assert not (tmp_path / "never").exists()
+
+
+class TrainingHook:
+    """A class of the training code, pickled beside the weights: unpickling it would import and run that code."""

@@ -125,6 +125,13 @@ def test_unsupported_options_are_refused():
         clip_config_from_open_clip({**tiny_cfg(True), "init_logit_bias": -10.0})
 
 
+def test_resnet_clip_is_refused_clearly():
+    """ClipCap's transformer release used RN50x4 (train.py `--is_rn`, prefix_dim 640): not a transformers CLIP."""
+    state = {"visual.attnpool.positional_embedding": torch.zeros(145, 2560), "visual.layer1.0.conv1.weight": torch.zeros(1)}
+    with pytest.raises(CheckpointError, match="not a ViT but a ResNet"):
+        open_clip_to_hf(state)
+
+
 def test_extra_tensors_are_an_error():
     cfg = tiny_cfg(True)
     state = build_open_clip(cfg).state_dict()

@@ -32,7 +32,13 @@ def register_auto_classes() -> None:
     global _registered
     if _registered:
         return
-    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageTextToText, AutoProcessor
+    from transformers import (
+        AutoConfig,
+        AutoImageProcessor,
+        AutoModel,
+        AutoModelForImageTextToText,
+        AutoProcessor,
+    )
 
     from .configuration_altogether import AltogetherConfig
     from .image_processing_altogether import AltogetherImageProcessor

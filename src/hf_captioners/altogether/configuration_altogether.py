@@ -67,7 +67,10 @@ class AltogetherConfig(PreTrainedConfig):
     normalize_image_embeds: L2-normalise CLIP embeddings (Altogether: yes; ClipCap: no).
     prompt_length: alt-text tokens (left-padded, pads attended); 0 means plain ClipCap.
     image_token_id: vocabulary id of the `<image>` placeholder (set when the processor adds the token).
-    freeze_vision / freeze_text_model: which backbones get no gradient; re-applied after `from_pretrained`.
+    lm_vocab_size: rows of the LM's output that are its own vocabulary; rows added for `<image>` / `<pad>` get no
+        logits, so neither the loss nor generation sees them (None: every row, for checkpoints made before).
+    freeze_vision / freeze_text_model: which backbones get no gradient (and stay in eval mode, as ClipCap's
+        `ClipCaptionPrefix.train` keeps GPT-2); re-applied after `from_pretrained`.
     """
 
     model_type = "altogether"
@@ -89,6 +92,7 @@ class AltogetherConfig(PreTrainedConfig):
     normalize_image_embeds: bool = True
     prompt_length: int = 128
     image_token_id: int | None = None
+    lm_vocab_size: int | None = None
     freeze_vision: bool = True
     freeze_text_model: bool = False
     initializer_range: float = 0.02

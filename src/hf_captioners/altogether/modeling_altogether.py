@@ -27,6 +27,7 @@ from transformers import (
 )
 from transformers import initialization as init
 from transformers.cache_utils import Cache
+from transformers.loss.loss_utils import ForCausalLMLoss
 from transformers.utils import ModelOutput, logging
 
 from .configuration_altogether import AltogetherConfig
@@ -39,6 +40,7 @@ __all__ = [
     "AltogetherMLPMapper",
     "AltogetherPreTrainedModel",
     "AltogetherTransformerMapper",
+    "clipcap_beam_search",
 ]
 
 # The original's sampling settings (Altogether inference script), shipped as the model's generation_config.
@@ -201,17 +203,20 @@ class AltogetherForConditionalGeneration(AltogetherPreTrainedModel, GenerationMi
 
     # ---- freezing: re-applied after loading because from_pretrained re-enables grads ----
     def apply_freeze(self) -> None:
-        """Turn off gradients of the backbones named in the config (and keep a frozen tower in eval mode)."""
+        """Turn off gradients of the backbones named in the config and keep them in eval mode (no dropout)."""
         if self.config.freeze_vision:
             self.vision_model.requires_grad_(False)
             self.vision_model.eval()
         if self.config.freeze_text_model:
             self.language_model.requires_grad_(False)
+            self.language_model.eval()
 
     def train(self, mode: bool = True):
         super().train(mode)
         if self.config.freeze_vision:
             self.vision_model.eval()
+        if self.config.freeze_text_model:
+            self.language_model.eval()  # ClipCap trains its mapper under a GPT-2 in eval mode
         return self
 
     @classmethod
@@ -258,6 +263,7 @@ class AltogetherForConditionalGeneration(AltogetherPreTrainedModel, GenerationMi
         if image_token_id is None:
             raise ValueError("from_backbones needs `processor` or `image_token_id` (the `<image>` placeholder id)")
         vocab_size = max(vocab_size or 0, image_token_id + 1)
+        config_kwargs.setdefault("lm_vocab_size", text.get_output_embeddings().weight.shape[0])
         if text.get_input_embeddings().num_embeddings < vocab_size:
             text.resize_token_embeddings(vocab_size, mean_resizing=False)
 
@@ -361,19 +367,25 @@ class AltogetherForConditionalGeneration(AltogetherPreTrainedModel, GenerationMi
             if bool((input_ids == self.config.image_token_id).any()):
                 raise ValueError("input_ids contain <image> placeholders but no `pixel_values` or `image_embeds`")
 
+        num_items_in_batch = kwargs.pop("num_items_in_batch", None)
         outputs = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
             past_key_values=past_key_values,
-            labels=labels,
             use_cache=use_cache,
             logits_to_keep=logits_to_keep,
             **{**kwargs, "return_dict": True},
         )
+        logits = outputs.logits
+        if self.config.lm_vocab_size is not None and logits.shape[-1] > self.config.lm_vocab_size:
+            logits = logits[..., : self.config.lm_vocab_size]
+        loss = None
+        if labels is not None:
+            loss = ForCausalLMLoss(logits.contiguous(), labels, logits.shape[-1], num_items_in_batch=num_items_in_batch)
         return AltogetherCausalLMOutputWithPast(
-            loss=outputs.loss,
-            logits=outputs.logits,
+            loss=loss,
+            logits=logits,
             past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
@@ -393,6 +405,99 @@ class AltogetherForConditionalGeneration(AltogetherPreTrainedModel, GenerationMi
         pipeline_file = Path(__file__).with_name("pipeline_altogether.py")
         if self._auto_class is not None and pipeline_file.exists():
             (Path(save_directory) / pipeline_file.name).write_bytes(pipeline_file.read_bytes())
+
+
+@torch.no_grad()
+def clipcap_beam_search(
+    model,
+    input_ids: torch.LongTensor,
+    logits_processor=None,
+    stopping_criteria=None,
+    generation_config: GenerationConfig | None = None,
+    synced_gpus: bool = False,
+    streamer=None,
+    **model_kwargs,
+) -> torch.LongTensor:
+    """ClipCap's own beam search, for `model.generate(..., num_beams=5, custom_generate=clipcap_beam_search)`.
+
+    It differs from transformers' beam search in what it ranks: ClipCap's `generate_beam` (`predict.py` lines
+    164-237) keeps finished beams among the `num_beams` slots and ranks every candidate by its MEAN
+    log-probability at every step (finished beams keep their length and score), stops when all beams have
+    emitted the stop token (`generation_config.eos_token_id`: "." for a converted ClipCap) or after
+    `max_new_tokens`, and returns beams sorted by mean log-probability. Batched over images with a KV cache;
+    the tokens equal the original's one-image, recompute-everything loop. `temperature` divides the logits as
+    in the original; `logits_processor` (empty for ClipCap's settings) is applied before the softmax.
+    Returns `num_return_sequences` rows per image: the prompt, then the beam's tokens, right-padded.
+    """
+    config = generation_config
+    beams = config.num_beams
+    rows = input_ids.shape[0]
+    if beams < 1 or rows % beams:
+        raise ValueError(f"clipcap_beam_search: {rows} rows are not a multiple of num_beams={beams}")
+    returned = config.num_return_sequences or 1
+    if returned > beams:
+        raise ValueError(f"num_return_sequences={returned} > num_beams={beams}")
+    stop = config.eos_token_id
+    stop = int(stop[0] if isinstance(stop, (list, tuple)) else stop)
+    pad = config.pad_token_id if config.pad_token_id is not None else stop
+    steps = config.max_new_tokens or (config.max_length - input_ids.shape[1])
+    temperature = config.temperature if config.temperature and config.temperature > 0 else 1.0
+    images, device = rows // beams, input_ids.device
+
+    mask = model_kwargs.get("attention_mask")
+    mask = torch.ones_like(input_ids) if mask is None else mask
+    inputs = {k: model_kwargs[k] for k in ("pixel_values", "image_embeds") if model_kwargs.get(k) is not None}
+    out = model(input_ids=input_ids, attention_mask=mask, use_cache=True, logits_to_keep=1, **inputs)
+    cache = out.past_key_values
+    logits = out.logits[:, -1].float()
+
+    tokens = torch.empty(images, beams, 0, dtype=torch.long, device=device)
+    scores = torch.zeros(images, beams, device=device)
+    lengths = torch.ones(images, beams, device=device)
+    stopped = torch.zeros(images, beams, dtype=torch.bool, device=device)
+    offsets = (torch.arange(images, device=device) * beams)[:, None]
+    for step in range(steps):
+        logits = logits / temperature
+        if logits_processor is not None:
+            logits = logits_processor(torch.cat([input_ids, tokens.reshape(rows, -1)], dim=1), logits)
+        logprobs = logits.softmax(-1).log().view(images, beams, -1)  # softmax().log(), as the original
+        vocab = logprobs.shape[-1]
+        if step == 0:  # all beams of an image share the prefix: the first row's top-k starts them
+            scores, next_tokens = logprobs[:, 0].topk(beams, dim=-1)
+            source = torch.zeros(images, beams, dtype=torch.long, device=device)
+        else:
+            frozen = stopped.all(dim=1, keepdim=True)  # the original has left its loop for these images
+            logprobs = logprobs.masked_fill(stopped[..., None], float("-inf"))
+            logprobs[..., 0] = torch.where(stopped, 0.0, logprobs[..., 0])
+            grown = lengths + (~stopped).float()
+            mean = ((scores[..., None] + logprobs) / grown[..., None]).view(images, -1)
+            best, flat = mean.topk(beams, dim=-1)
+            source = torch.where(frozen, torch.arange(beams, device=device), flat // vocab)
+            next_tokens = torch.where(frozen, pad, flat % vocab)
+            new_lengths = grown.gather(1, source)
+            scores = torch.where(frozen, scores, best * new_lengths)
+            lengths = torch.where(frozen, lengths, new_lengths)
+            stopped = stopped.gather(1, source)
+        tokens = torch.cat([tokens.gather(1, source[..., None].expand(-1, -1, tokens.shape[-1])), next_tokens[..., None]], dim=2)
+        stopped = stopped | (next_tokens == stop)
+        if bool(stopped.all()) or step == steps - 1:
+            break
+        cache.reorder_cache((offsets + source).view(-1))
+        mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+        out = model(input_ids=next_tokens.view(rows, 1), attention_mask=mask, past_key_values=cache, use_cache=True)
+        cache, logits = out.past_key_values, out.logits[:, -1].float()
+
+    order = (scores / lengths).argsort(dim=1, descending=True)[:, :returned]
+    lengths = lengths.gather(1, order).long()
+    tokens = tokens.gather(1, order[..., None].expand(-1, -1, tokens.shape[-1]))
+    keep = torch.arange(tokens.shape[-1], device=device) < lengths[..., None]
+    tokens = tokens.masked_fill(~keep, pad).view(images * returned, -1)
+    prompt = input_ids.view(images, beams, -1)[:, :returned].reshape(images * returned, -1)
+    return torch.cat([prompt, tokens], dim=1)
+
+
+# reachable from a model loaded as remote code: `model.generate(..., custom_generate=model.clipcap_beam_search)`
+AltogetherForConditionalGeneration.clipcap_beam_search = staticmethod(clipcap_beam_search)
 
 
 def _as_vision_tower(vision_model, **kwargs) -> CLIPVisionModelWithProjection:

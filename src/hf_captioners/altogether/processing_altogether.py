@@ -4,6 +4,12 @@ Every example is `[<image> x prefix_length][alt-text, left-padded to prompt_leng
 The prompt's pads are attended (attention mask 1, as in the original, so positions run on); only the
 right padding of captions is masked. Because all prompts share one length, batched generation needs no
 left padding and equals per-example generation.
+
+`max_length` counts text only, as the original's `max_seq_len` (320 = 128 prompt + 192 caption tokens;
+MetaCLIP `configs/altogether.py` lines 31-32): the prefix comes on top. A caption longer than its budget is
+cut to the budget without an end-of-text token, so the model is not taught to stop mid-sentence. (The
+original cuts it too, and its `attention_mask[:-padding_len]` with `padding_len == 0` then masks the whole
+example: over-long captions silently train nothing there.)
 """
 
 from __future__ import annotations
@@ -50,15 +56,31 @@ def clean_text(text, name: str = "text", strip_html: bool = True) -> str:
     return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
 
 
-def join_alt_texts(alt_text, name: str = "alt_text", strip_html: bool = True) -> str:
+def join_alt_texts(alt_text, name: str = "alt_text", strip_html: bool = True, raw: bool = False) -> str:
     """One image's alt-text(s) -> the prompt string: deduplicated in order, joined by "; " (the original's
-    inference format). None / "" / [] mean no alt-text."""
+    inference format). None / "" / [] mean no alt-text.
+
+    `raw=True` is the original's `infer.py` (lines 123-127): the texts exactly as given, no HTML handling or
+    whitespace clean-up, only de-duplicated (in order here; the original's `set()` order is arbitrary).
+    """
     if alt_text is None or isinstance(alt_text, (str, bytes, bytearray)):
-        return clean_text(alt_text, name, strip_html)
+        return _raw_text(alt_text, name) if raw else clean_text(alt_text, name, strip_html)
     if not isinstance(alt_text, (list, tuple)):
         raise TypeError(f"{name}: expected a string, a list of strings or None, got {type(alt_text).__name__}")
+    if raw:
+        return "; ".join(dict.fromkeys(_raw_text(t, f"{name}[{i}]") for i, t in enumerate(alt_text)))
     texts = [clean_text(t, f"{name}[{i}]", strip_html) for i, t in enumerate(alt_text)]
     return "; ".join(dict.fromkeys(t for t in texts if t))
+
+
+def _raw_text(text, name: str) -> str:
+    if text is None:
+        return ""
+    if isinstance(text, (bytes, bytearray)):
+        return bytes(text).decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        raise TypeError(f"{name}: expected a string, bytes or None, got {type(text).__name__}")
+    return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def _is_single_image(images) -> bool:
@@ -91,6 +113,8 @@ class AltogetherProcessor(ProcessorMixin):
         max_length: int = 320,
         image_token: str = "<image>",
         strip_html: bool = True,
+        raw_alt_text: bool = False,
+        append_eos: bool = True,
         **kwargs,
     ):
         self.prefix_length = prefix_length
@@ -98,6 +122,8 @@ class AltogetherProcessor(ProcessorMixin):
         self.max_length = max_length
         self.image_token = image_token
         self.strip_html = strip_html
+        self.raw_alt_text = raw_alt_text
+        self.append_eos = append_eos
         if isinstance(image_processor, (CLIPImageProcessor, CLIPImageProcessorPil)) and not isinstance(
             image_processor, AltogetherImageProcessor
         ):
@@ -109,8 +135,14 @@ class AltogetherProcessor(ProcessorMixin):
             raise ValueError(f"the tokenizer has no {image_token!r} token: build with AltogetherProcessor.from_backbones")
         if tokenizer.pad_token_id is None or tokenizer.eos_token_id is None:
             raise ValueError("the tokenizer needs a pad and an eos token")
-        if max_length <= prefix_length + prompt_length:
-            raise ValueError(f"max_length={max_length} leaves no room for a caption after {prefix_length}+{prompt_length}")
+        if max_length <= prompt_length:
+            raise ValueError(f"max_length={max_length} (text tokens) leaves no room for a caption after a "
+                             f"{prompt_length}-token prompt")  # fmt: skip
+
+    @property
+    def caption_length(self) -> int:
+        """Caption tokens (end-of-text included) a training example holds; also generation's `max_new_tokens`."""
+        return self.max_length - self.prompt_length
 
     @staticmethod
     def default_image_processor(image_size: int = 224) -> AltogetherImageProcessor:
@@ -201,15 +233,18 @@ class AltogetherProcessor(ProcessorMixin):
             if len(captions) != batch:
                 raise ValueError(f"got {len(captions)} captions for {batch} examples")
 
-        prompts = [join_alt_texts(a, f"alt_text[{i}]", self.strip_html) for i, a in enumerate(alt_list)]
+        prompts = [join_alt_texts(a, f"alt_text[{i}]", self.strip_html, self.raw_alt_text) for i, a in enumerate(alt_list)]
         input_ids = self.build_prompt_ids(prompts)
         attention_mask = [[1] * len(row) for row in input_ids]
         data = {}
         if captions is not None:
             labels = [[IGNORE_INDEX] * len(row) for row in input_ids]
-            budget = self.max_length - self.prefix_length - self.prompt_length
+            budget = self.caption_length
             texts = [clean_text(c, f"captions[{i}]", self.strip_html) for i, c in enumerate(captions)]
-            targets = [ids[: budget - 1] + [self.tokenizer.eos_token_id] for ids in self._encode(texts)]
+            eos = [self.tokenizer.eos_token_id] if self.append_eos else []
+            targets = [ids + eos if len(ids) + len(eos) <= budget else ids[:budget] for ids in self._encode(texts)]
+            if any(not t for t in targets):
+                raise ValueError(f"captions: empty captions at positions {[i for i, t in enumerate(targets) if not t]}")
             longest = max(len(t) for t in targets)
             pad = self.tokenizer.pad_token_id
             for row, mask, label, target in zip(input_ids, attention_mask, labels, targets):
@@ -242,7 +277,8 @@ class AltogetherProcessor(ProcessorMixin):
         texts = self.tokenizer.batch_decode(
             [self._strip_prompt(s) for s in sequences], skip_special_tokens=skip_special_tokens, **kwargs
         )
-        return [t.strip() for t in texts]
+        # captions are one line each (the original's `llm_decode(remove_new_line=True)`)
+        return [t.replace("\n", " ").strip() for t in texts]
 
     def decode(self, sequence, skip_special_tokens: bool = True, **kwargs) -> str:
         return self.batch_decode([sequence], skip_special_tokens=skip_special_tokens, **kwargs)[0]

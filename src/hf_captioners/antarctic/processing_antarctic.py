@@ -1,6 +1,14 @@
 """Processor of antarctic-captions: CLIP pixels, BART tables and captions, CLIP tokens for scoring texts.
 
 BART's tokenizer is the primary `tokenizer` (tables in, captions out); CLIP's is saved in `clip_tokenizer/`.
+
+Two training layouts of the caption (`decoder_layout`):
+- "shift" (new models): labels = `<s> caption </s>`; BART shifts them right, so the decoder reads
+  `</s> <s> caption` -- the sequence generation produces when it starts from `</s>` and forces `<s>`.
+- "original" (the released model, `model.py` `compute_loss`): decoder_input_ids = `<s> caption </s>` and labels
+  the same ids shifted left by one, pads -100. The decoder never sees the `</s>` that generation starts from.
+Tables are cut to `encoder_max_length` tokens for training, as the original did; at inference it did not cut
+them, and neither does this processor (beyond BART's position limit).
 """
 
 from __future__ import annotations
@@ -17,11 +25,15 @@ __all__ = ["AntarcticProcessor"]
 
 class AntarcticProcessor(ProcessorMixin):
     def __init__(self, image_processor, tokenizer, clip_tokenizer, table_separator: str = " | ",
-                 encoder_max_length: int = 128, decoder_max_length: int = 32, clip_max_length: int = 77):
+                 encoder_max_length: int = 128, decoder_max_length: int = 32, clip_max_length: int = 77,
+                 decoder_layout: str = "shift"):
+        if decoder_layout not in ("shift", "original"):
+            raise ValueError(f"decoder_layout must be 'shift' or 'original', got {decoder_layout!r}")
         self.table_separator = table_separator
         self.encoder_max_length = encoder_max_length
         self.decoder_max_length = decoder_max_length
         self.clip_max_length = clip_max_length
+        self.decoder_layout = decoder_layout
         if isinstance(image_processor, (CLIPImageProcessor, CLIPImageProcessorPil)) and not isinstance(
             image_processor, AntarcticImageProcessor
         ):
@@ -40,20 +52,31 @@ class AntarcticProcessor(ProcessorMixin):
             data.update(self.preprocess_images(images, return_tensors=return_tensors))
         if tables is not None:
             texts = [t if isinstance(t, str) else self.linearize(t) for t in _as_list(tables, "tables")]
-            data.update(self.tokenizer(texts, padding=True, truncation=True, max_length=self.encoder_max_length,
+            limit = self.encoder_max_length if text_target is not None else self._position_limit()
+            data.update(self.tokenizer(texts, padding=True, truncation=limit is not None, max_length=limit,
                                        return_tensors=return_tensors))
         if text_target is not None:
             captions = _as_list(text_target, "text_target")
             bad = [i for i, c in enumerate(captions) if not isinstance(c, str) or not c.strip()]
             if bad:
                 raise ValueError(f"text_target: empty or non-string captions at positions {bad}")
-            labels = self.tokenizer(captions, padding=True, truncation=True, max_length=self.decoder_max_length,
-                                    return_tensors=return_tensors)["input_ids"]
-            labels = labels.masked_fill(labels == self.tokenizer.pad_token_id, -100)
+            target = self.tokenizer(captions, padding=True, truncation=True, max_length=self.decoder_max_length,
+                                    return_tensors=return_tensors)
+            ids, mask = target["input_ids"], target["attention_mask"]
+            if self.decoder_layout == "original":
+                labels = ids.new_full(ids.shape, -100)
+                labels[:, :-1] = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+                data.update(decoder_input_ids=ids, decoder_attention_mask=mask)
+            else:
+                labels = ids.masked_fill(mask == 0, -100)
             data["labels"] = labels
         if not data:
             raise ValueError("AntarcticProcessor: pass images=, tables= and/or text_target=")
         return BatchEncoding(data)
+
+    def _position_limit(self) -> int | None:
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return limit if limit is not None and limit < 1_000_000 else None
 
     def preprocess_images(self, images, return_tensors="pt"):
         """Every input goes through the shared sanitiser, so errors name the offending image."""

@@ -20,7 +20,17 @@ from .checkpoints import CheckpointError, load_into, load_state_dict, strip_pref
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bart_config_from_state_dict", "convert_antarctic"]
+__all__ = ["ORIGINAL_GENERATION", "bart_config_from_state_dict", "convert_antarctic"]
+
+# What the original sampler's `generate` ran with (sampler.py / utils.py `generate`: num_beams 3, 3 returned;
+# everything else came from facebook/bart-large's config.json under transformers 4.9, July 2021): early
+# stopping, no repeated trigrams, max_length 20 counting the decoder start token, EOS forced at the last
+# position (BartConfig's default forced_eos_token_id=2) and NO forced <s> -- bart-large's config gained
+# `forced_bos_token_id: 0` only in March 2022. temperature / top_p were passed but unused by beam search.
+ORIGINAL_GENERATION = {
+    "num_beams": 3, "num_return_sequences": 3, "do_sample": False, "early_stopping": True, "no_repeat_ngram_size": 3,
+    "max_length": 20, "min_length": 0, "length_penalty": 1.0, "forced_bos_token_id": None, "forced_eos_token_id": 2,
+}  # fmt: skip
 
 _BART_TIED = ("model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight")
 
@@ -76,6 +86,7 @@ def convert_antarctic(
     out_dir: str | os.PathLike | None = None,
     clip_model_config: Mapping | None = None,
     bart_config=None,
+    decoder_layout: str = "original",
     **config_kwargs,
 ):
     """antarctic `.ckpt` (or its state dict) + release cache -> (model, processor, converted parameter count);
@@ -84,8 +95,11 @@ def convert_antarctic(
     `clip_tokenizer` defaults to open_clip's BPE rebuilt as a transformers tokenizer; `clip_model_config`
     (an open_clip config dict) overrides the CLIP config read off the weights; `bart_config` is the base for
     BART (bart-large by default). `config_kwargs` go to `AntarcticConfig` (table_top_k, ...).
+
+    The converted model decodes as the original sampler did (`ORIGINAL_GENERATION`) and trains further with
+    the original's decoder layout (`decoder_layout="original"`, see `AntarcticProcessor`).
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, GenerationConfig
 
     from hf_captioners.antarctic import AntarcticCache, AntarcticForConditionalGeneration, AntarcticProcessor
 
@@ -129,8 +143,11 @@ def convert_antarctic(
         openai_clip_image_processor(clip.config.vision_config.image_size), bart_tokenizer, clip_tokenizer,
         table_separator=config.table_separator, encoder_max_length=config.encoder_max_length,
         decoder_max_length=config.decoder_max_length,
-        clip_max_length=clip.config.text_config.max_position_embeddings,
+        clip_max_length=clip.config.text_config.max_position_embeddings, decoder_layout=decoder_layout,
     )  # fmt: skip
+    bart_ids = {k: getattr(bart.config, k) for k in ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id")}
+    model.generation_config = GenerationConfig(**bart_ids, **{**ORIGINAL_GENERATION,
+                                               "forced_eos_token_id": bart.config.eos_token_id})  # fmt: skip
     if out_dir is not None:
         out_dir = Path(out_dir)
         model.save_pretrained(out_dir)

@@ -2,8 +2,11 @@
 
 Original checkpoints are pickles; unpickling one can run any code it names. They load here only through
 safetensors or `torch.load(weights_only=True)`, which rebuilds tensors and plain containers and refuses
-everything else. A checkpoint that also pickled objects (an argparse Namespace, Lightning hyper-parameters,
-optimizer classes) is refused with a message saying how to re-save just its tensors where it is trusted.
+everything else. Training frameworks also pickle a few of their own classes next to the weights (PyTorch
+Lightning 1.x keys its callback states by the callback CLASS, hyper-parameters may be an `AttributeDict` or an
+argparse `Namespace`); those names, and only those, are mapped to inert stand-ins that keep their data as a
+dict and run nothing. A checkpoint naming anything else is refused with a message saying how to re-save just
+its tensors where it is trusted.
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CheckpointError", "check_keys", "load_checkpoint", "load_into", "load_state_dict", "strip_prefix"]
+__all__ = [
+    "FRAMEWORK_GLOBALS",
+    "CheckpointError",
+    "InertObject",
+    "check_keys",
+    "load_checkpoint",
+    "load_into",
+    "load_state_dict",
+    "strip_prefix",
+]
 
 
 class CheckpointError(ValueError):
@@ -32,6 +44,39 @@ def _resave_hint(path: Path) -> str:
         f"torch.save({{'state_dict': c.get('state_dict', c)}}, '{path.stem}.weights.pt')\"\n"
         "and convert the new file."
     )
+
+
+class InertObject:
+    """What an allow-listed framework object becomes: its pickled state kept as `.state`. No code of it runs."""
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<inert {type(self).__name__} {getattr(self, 'state', None)!r}>"
+
+
+# names that PyTorch Lightning 1.x / 2.x and argparse leave in checkpoints beside the weights: callback classes
+# (Lightning <= 1.4 keys callback states by the class), dict subclasses of hyper-parameters, argparse.Namespace
+_CALLBACKS = ("callbacks.model_checkpoint.ModelCheckpoint", "callbacks.early_stopping.EarlyStopping",
+              "callbacks.lr_monitor.LearningRateMonitor", "callbacks.progress.ProgressBar",
+              "callbacks.progress.tqdm_progress.TQDMProgressBar")  # fmt: skip
+_DICTS = ("pytorch_lightning.utilities.parsing.AttributeDict", "lightning.pytorch.utilities.parsing.AttributeDict",
+          "lightning_fabric.utilities.data.AttributeDict", "lightning.fabric.utilities.data.AttributeDict")  # fmt: skip
+FRAMEWORK_GLOBALS = (
+    tuple(f"{root}.{name}" for root in ("pytorch_lightning", "lightning.pytorch") for name in _CALLBACKS)
+    + _DICTS
+    + ("argparse.Namespace",)
+)
+
+
+def _stand_in(name: str):
+    if name in _DICTS:
+        return dict  # rebuilt as a plain dict of its items
+    return type(name.rsplit(".", 1)[1], (InertObject,), {"__module__": __name__, "__qualname__": name})
+
+
+_INERT = [(_stand_in(name), name) for name in FRAMEWORK_GLOBALS]
 
 
 def _reason(message: str) -> str:
@@ -51,7 +96,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
         return dict(load_file(str(path), device="cpu"))
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_INERT):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         message = str(error)
         if "GLOBAL" not in message and "global" not in message:

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--text-config", help="GPT-2 config name/folder/JSON (default: GPT-2 small)")
     p.add_argument("--mapper-heads", type=int, default=8, help="transformer mapper heads (not in the weights)")
     p.add_argument("--prefix-length", type=int, help="check the mapper writes this many prefix tokens")
+    p.add_argument("--normalize-prefix", action="store_true",
+                   help="L2-normalise CLIP features (the transformer release was trained with --normalize_prefix)")
+    p.add_argument("--frozen-lm", action="store_true",
+                   help="keep GPT-2 frozen and in eval mode when training further (--only_prefix releases)")
 
     p = sub.add_parser("altogether", help="Altogether epoch_*.pt + a CLIP -> our model")
     p.add_argument("checkpoint")
@@ -57,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--tokenizer", default="facebook/opt-1.3b", help="OPT tokenizer name or folder")
     p.add_argument("--text-config", help="OPT config name/folder/JSON (default: facebook/opt-1.3b's)")
     p.add_argument("--prompt-length", type=int, default=128, help="alt-text prompt tokens (128 in the original)")
+    p.add_argument("--caption-length", type=int, default=192, help="caption tokens (max_seq_len 320 - 128)")
+    p.add_argument("--clean-alt-text", action="store_true",
+                   help="unescape HTML and collapse whitespace in alt-texts (the original feeds them raw)")
     p.add_argument("--mapper-heads", type=int, default=8)
 
     p = sub.add_parser("antarctic", help="antarctic Lightning .ckpt + postcache .txt/.npy -> our model with its cache")
@@ -69,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-config", help="open_clip config JSON (default: read off the weights, 64-wide heads)")
     p.add_argument("--bart-config", help="BART config name/folder (default: bart-large's)")
     p.add_argument("--table-top-k", type=int, default=10)
+    p.add_argument("--decoder-layout", choices=("original", "shift"), default="original",
+                   help="how further training feeds BART the caption: the release's layout, or the one that "
+                   "matches generation's start tokens (see AntarcticProcessor)")  # fmt: skip
 
 
 def _load_clip(args):
@@ -90,14 +100,16 @@ def run(args) -> int:
 
         model, _, count = convert_clipcap(args.checkpoint, _load_clip(args), tokenizer=args.tokenizer, out_dir=args.out,
                                           text_config=_json_or_name(args.text_config),
-                                          mapper_num_heads=args.mapper_heads, prefix_length=args.prefix_length)  # fmt: skip
+                                          mapper_num_heads=args.mapper_heads, prefix_length=args.prefix_length,
+                                          normalize_prefix=args.normalize_prefix, freeze_text_model=args.frozen_lm)  # fmt: skip
         detail = f"ClipCap, {model.config.mapper_type} mapper, prefix {model.config.prefix_length}"
     elif args.source == "altogether":
         from .altogether_original import convert_altogether
 
         model, _, count = convert_altogether(args.checkpoint, _load_clip(args), tokenizer=args.tokenizer,
                                              out_dir=args.out, text_config=_json_or_name(args.text_config),
-                                             prompt_length=args.prompt_length, mapper_num_heads=args.mapper_heads)  # fmt: skip
+                                             prompt_length=args.prompt_length, mapper_num_heads=args.mapper_heads,
+                                             caption_length=args.caption_length, raw_alt_text=not args.clean_alt_text)  # fmt: skip
         detail = f"Altogether, prefix {model.config.prefix_length} + prompt {model.config.prompt_length}"
     else:
         from .antarctic_original import convert_antarctic
@@ -110,7 +122,8 @@ def run(args) -> int:
         model, _, count = convert_antarctic(args.checkpoint, args.cache_txt, args.cache_npy,
                                             bart_tokenizer=args.bart_tokenizer, clip_tokenizer=args.clip_tokenizer,
                                             out_dir=args.out, clip_model_config=_json_or_name(args.clip_config),
-                                            bart_config=bart_config, table_top_k=args.table_top_k)  # fmt: skip
+                                            bart_config=bart_config, table_top_k=args.table_top_k,
+                                            decoder_layout=args.decoder_layout)  # fmt: skip
         detail = f"antarctic, cache {len(model.cache) if model.cache is not None else 'none'}"
     print(f"converted {count:,} parameters from {args.checkpoint} ({detail}) -> {args.out}")
     return 0

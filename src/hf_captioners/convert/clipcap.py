@@ -106,6 +106,8 @@ def assemble_captioner(
     prefix_length: int | None = None,
     image_processor=None,
     what: str = "checkpoint",
+    processor_kwargs: Mapping | None = None,
+    **config_kwargs,
 ):
     """(model, processor, converted parameter count) from a ClipCap-layout mapper, an LM state dict, a CLIP
     (CLIPModel / CLIPVisionModelWithProjection / name or path) and the LM's tokenizer (object or name/path)."""
@@ -131,19 +133,20 @@ def assemble_captioner(
             f"the mapper reads {prefix_size}-d CLIP embeddings but the CLIP given projects to "
             f"{vision.config.projection_dim}-d: pass the CLIP the checkpoint was trained with"
         )
-    original_vocab = text_config.vocab_size
     if image_processor is None:
         image_processor = vision.config.image_size
     processor = AltogetherProcessor.from_backbones(
-        image_processor, tokenizer, prefix_length=options["prefix_length"], prompt_length=prompt_length
+        image_processor, tokenizer, prefix_length=options["prefix_length"], prompt_length=prompt_length,
+        **dict(processor_kwargs or {}),
     )
     model = AltogetherForConditionalGeneration.from_backbones(
-        vision, lm, processor=processor, normalize_image_embeds=normalize_image_embeds, **options
+        vision, lm, processor=processor, normalize_image_embeds=normalize_image_embeds, **options, **config_kwargs
     )
     mapper_count = load_into(model.mapper, dict(mapper_state), f"{what} (mapper)")
-    # placeholders and tokens the original vocabulary never had must not be generated
-    added = sorted({processor.image_token_id, *range(original_vocab, len(processor.tokenizer))})
-    model.generation_config.suppress_tokens = added
+    # rows added past the original vocabulary get no logits (config.lm_vocab_size); a placeholder that fits
+    # inside it (OPT's spare rows) must still never be generated
+    inside = processor.image_token_id < model.config.lm_vocab_size
+    model.generation_config.suppress_tokens = [processor.image_token_id] if inside else None
     model.eval()
     return model, processor, lm_count + mapper_count
 
@@ -156,11 +159,20 @@ def convert_clipcap(
     text_config=None,
     mapper_num_heads: int = 8,
     prefix_length: int | None = None,
+    normalize_prefix: bool = False,
+    stop_token: str = ".",
+    freeze_text_model: bool = False,
 ):
     """A ClipCap `.pt` (or its state dict) + the CLIP it was trained with + GPT-2's tokenizer -> (model,
     processor, converted parameter count); saved to `out_dir` when given.
 
-    Generation defaults follow ClipCap's `generate_beam`: beam 5, at most 67 new tokens.
+    Decoding defaults are the original's (`predict.py`): `generate2`, i.e. greedy, stopping at the first
+    `stop_token` ("."; never at <|endoftext|>) and after at most 67 tokens. Its `generate_beam` is
+    `model.generate(**inputs, num_beams=5, custom_generate=model.clipcap_beam_search)`. Captions are trained
+    without an end-of-text token, as the original did (`train.py` line 70). `normalize_prefix`: L2-normalise
+    CLIP features, as the transformer release was trained (`--normalize_prefix`, `transformer_inference.ipynb`).
+    `freeze_text_model`: GPT-2 frozen and in eval mode when training further (`--only_prefix`,
+    `ClipCaptionPrefix`), as the transformer release was trained.
     """
     state = load_state_dict(checkpoint) if not isinstance(checkpoint, Mapping) else dict(checkpoint)
     state = strip_prefix(state, "module.") or state
@@ -173,11 +185,16 @@ def convert_clipcap(
         raise CheckpointError("ClipCap checkpoint: expected clip_project.* (mapper) and gpt.* (GPT-2) keys")
     model, processor, count = assemble_captioner(
         mapper_state, lm_state, clip=clip, tokenizer=tokenizer, text_config=text_config or GPT2_SMALL,
-        embed_key="transformer.wte.weight", prompt_length=0, normalize_image_embeds=False,
+        embed_key="transformer.wte.weight", prompt_length=0, normalize_image_embeds=normalize_prefix,
         mapper_num_heads=mapper_num_heads, prefix_length=prefix_length, what="ClipCap checkpoint",
+        processor_kwargs={"append_eos": False}, freeze_text_model=freeze_text_model,
     )  # fmt: skip
+    stop_ids = processor.tokenizer.encode(stop_token, add_special_tokens=False)
+    if not stop_ids:
+        raise ValueError(f"stop_token {stop_token!r} encodes to no token")
     gen = model.generation_config
-    gen.do_sample, gen.num_beams, gen.max_new_tokens = False, 5, 67
+    gen.do_sample, gen.num_beams, gen.max_new_tokens = False, 1, 67
+    gen.eos_token_id = stop_ids[0]  # the original's `tokenizer.encode(stop_token)[0]`
     gen.temperature = gen.top_p = gen.top_k = None
     if out_dir is not None:
         save_converted(model, processor, out_dir)

@@ -257,6 +257,12 @@ def open_clip_to_hf(model_or_state, model_cfg: Mapping | None = None, quick_gelu
     Without `model_cfg` the config is read off the state dict's shapes (64-wide heads)."""
     state = model_or_state.state_dict() if isinstance(model_or_state, torch.nn.Module) else dict(model_or_state)
     state = {k: v.detach().cpu() for k, v in state.items()}
+    if any(k.startswith(("visual.attnpool.", "visual.layer1.", "visual.trunk.")) for k in state):
+        raise CheckpointError(
+            "this CLIP's image tower is not a ViT but a ResNet (e.g. RN50x4, the CLIP of ClipCap's transformer "
+            "release) or a timm trunk, and transformers' CLIP vision tower holds ViTs only: such a release does not "
+            "convert here (ClipCap's COCO and Conceptual Captions releases use ViT-B/32 and do; see the README)"
+        )
     if model_cfg is None:
         model_cfg = open_clip_config_from_state_dict(state, quick_gelu=True if quick_gelu is None else quick_gelu)
     logit_scale = float(state["logit_scale"].float().reshape(())) if "logit_scale" in state else None
