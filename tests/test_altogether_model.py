@@ -212,7 +212,10 @@ def test_precomputed_image_embeds_equal_pixels(tiny, images):
 def test_sampling_defaults_ship_in_generation_config(tiny, images):
     model, processor = tiny
     gc = model.generation_config
-    assert (gc.do_sample, gc.temperature, gc.top_p, gc.max_new_tokens) == (True, 0.2, 0.7, 192)
+    # infer.py lines 179-186: temperature 0.2, top_p 0.7, max_new_tokens = max_seq_len - rewrite_prompt, i.e. the
+    # caption budget training used (here 320 - 16 prompt tokens, capped by the tiny LM's 512 positions)
+    assert (gc.do_sample, gc.temperature, gc.top_p) == (True, 0.2, 0.7)
+    assert gc.max_new_tokens == min(processor.caption_length, 512 - processor.prefix_length - processor.prompt_length)
     inputs = processor(images=images[:2], alt_text=ALT_TEXTS[:2])
     torch.manual_seed(0)
     first = model.generate(**inputs, max_new_tokens=6)

@@ -23,7 +23,11 @@ CORPUS = [
 
 
 def reference_entries(corpus, n_uni, n_bi, min_freq):
-    """Independent re-statement: nltk tokenizer, Counter, and PMI = log2(n_ab * N / (n_a * n_b))."""
+    """Re-statement of dzryk/antarctic-captions `dataset.py` `get_cache` (first commit, lines 92-122): every
+    caption `wordpunct_tokenize`d and lower-cased into ONE flat token list; the `topk` most common unigrams; bigrams
+    with frequency >= 3 ranked by PMI = log2(n_ab * N / (n_a * n_b)) (nltk's BigramAssocMeasures.pmi), written
+    with nltk's tokenizer and a Counter rather than its collocation finder. (The original's DataLoader shuffles the
+    captions first, so its ties and cross-caption bigrams vary between runs; corpus order here.)"""
     from nltk import bigrams
     from nltk.tokenize import wordpunct_tokenize
 

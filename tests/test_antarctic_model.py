@@ -38,6 +38,8 @@ def pixels(processor, images):
 
 
 def test_tables_and_topk_order_equal_a_reference_restatement(tiny):
+    """utils.py `build_table` (antarctic-captions first commit, lines 31-49): normalised image embedding against
+    the cache, top-k by cosine (its softmax keeps the order), each entry followed by ' | '."""
     model, processor, images = tiny
     px = pixels(processor, images)
     entries, scores, image_embeds = model.retrieve(pixel_values=px, top_k=4)
@@ -53,6 +55,8 @@ def test_tables_and_topk_order_equal_a_reference_restatement(tiny):
 
 
 def test_reranking_picks_the_clip_argmax_of_the_candidates(tiny):
+    """utils.py `clip_rescoring` (first commit, lines 52-62): normalised `encode_text` of every candidate, the
+    highest cosine with the image wins; beam 3 / return 3 are sampler.py's defaults (lines 24-26)."""
     model, processor, images = tiny
     px = pixels(processor, images[:3])
     results = model.caption(px, processor, return_candidates=True, generate_kwargs={"max_new_tokens": 6})

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from hf_captioners.metrics.cider import ptb_tokenizer
 from hf_captioners.metrics.cider.ptb_tokenizer import PTBTokenizer, _Stream, ptb_tokenize, tokenize_caption
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -98,7 +99,8 @@ _SMILEYS = [":)", ":(", ";)", ":D", "^_^", ":-)", "=)", "<3", "x.x", "(^_^)", ":
 _MISC = ["$5", "5%", "US$", "c++", "C#", "°", "×", "©", "™", "~", "^", "|", "\\", "*", "***", "=", "/", "@", "#",
          "+", "€5", "£3", "¢", "‰", "§", "•", "²", "H₂O", "\\*", "±"]
 _UNICODE = ["😀", "🐶", "wo😀rd", "café", "naïve", "Zürich", "Москва", "北京", "עברית", "العربية", "ｆｕｌｌ", "İstanbul",
-            "ß", "ǅ", "e\u0301", "\u00ad", "soft\u00adhyphen", "\ufeff", "x\u200by", "𝐀"]
+            "ß", "ǅ", "e\u0301", "\u00ad", "soft\u00adhyphen", "\ufeff", "x\u200by", "𝐀", "বাংলা", "தமிழ்", "हिन्दी",
+            "→", "∞", "★", "、", "。", "ΟΔΟΣ-ΟΔΟΣ", "ΑΣ-Σ", "Ϳ", "Fi.、", "O'o", "J'art"]
 _POOLS = [(_WORDS, 30), (_CAPS, 10), (_ABBREVS, 10), (_NUMBERS, 6), (_GROUPS, 3), (_FRACTIONS, 3), (_DOTS, 6),
           (_QUOTES, 5), (_BRACKETS, 4), (_SGML, 5), (_URLS, 2), (_DASHES, 4), (_CONTRACTIONS, 4), (_SMILEYS, 2),
           (_MISC, 4), (_UNICODE, 3)]
@@ -179,7 +181,8 @@ def _mismatches(lists, expected, got) -> str:
     for captions, exp, res in zip(lists, expected, got):
         for i, (e, g) in enumerate(zip(exp, res)):
             if e != g:
-                rows.append(f"caption {i} of {captions!r}\n  java: {e!r}\n  ours: {g!r}")
+                where = f"of {captions!r}" if len(captions) <= 12 else f"of {len(captions)}, around {captions[max(0, i - 1):i + 2]!r}"
+                rows.append(f"caption {i} {where}\n  java: {e!r}\n  ours: {g!r}")
         if len(exp) != len(res):
             rows.append(f"{len(res)} results for {len(exp)} captions: {captions!r}")
     return "\n".join(rows)
@@ -306,6 +309,23 @@ def test_fresh_hostile_lists_against_java(seed):
     expected = _java_lists(lists)
     got = [ptb_tokenize(captions) for captions in lists]
     assert not (msg := _mismatches(lists, expected, got)), msg
+
+
+@requires_java
+def test_code_point_classes_against_java():
+    # the module's code point tables (observed from Java) at every range edge, and a seeded sample elsewhere
+    edges = set()
+    for table in (ptb_tokenizer._JAVA_LETTERS, ptb_tokenizer._JAVA_DIGITS, ptb_tokenizer._JAVA_WORD_EXTRA,
+                  ptb_tokenizer._JAVA_SYMBOLS):
+        for r in table.split():
+            lo, _, hi = r.partition("-")
+            edges.update({int(lo, 16) - 1, int(lo, 16), int(hi or lo, 16), int(hi or lo, 16) + 1})
+    points = edges | set(random.Random(5).sample(range(1, 0x10000), 1500))
+    chars = [chr(c) for c in sorted(points) if 0 < c < 0x10000 and not 0xD800 <= c < 0xE000]
+    chars = [c for c in chars if not _OTHER_LINE_BREAKS.match(c) and c != "\n"]
+    captions = [f"a {c} b x{c}x {c}x 5{c}5 {c},{c} ΟΔΟΣ{c}ΑΣ" for c in chars]
+    expected = _java_lists([captions])
+    assert not (msg := _mismatches([captions], expected, [ptb_tokenize(captions)])), msg
 
 
 def write_java_corpus(path: Path = CORPUS_FILE, seed: int = 2024, n_lists: int = 240) -> None:

@@ -171,7 +171,8 @@ def test_training_decoder_start_is_checked_against_generation(script, trained):
     model = AntarcticForConditionalGeneration.from_pretrained(out / "final")
     processor = AntarcticProcessor.from_pretrained(out / "final")
     script.check_decoder_start(model, processor)
-    model.generation_config.forced_bos_token_id = None  # generation as the original ran it: no forced <s>
+    # generation as the released model ran (bart-large's 2021 config had no forced_bos_token_id): no forced <s>
+    model.generation_config.forced_bos_token_id = None
     with pytest.raises(ValueError, match="training would feed the decoder"):
         script.check_decoder_start(model, processor)
 

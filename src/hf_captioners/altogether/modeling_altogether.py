@@ -278,6 +278,10 @@ class AltogetherForConditionalGeneration(AltogetherPreTrainedModel, GenerationMi
         model.mapper.apply(model._init_weights)
         model.config.vision_config, model.config.text_config = vision.config, text.config
         model.generation_config = model._default_generation_config(pad_token_id, eos_token_id)
+        if processor is not None:  # generate as many tokens as a training caption holds, within the LM's positions
+            positions = getattr(text.config, "max_position_embeddings", None) or getattr(text.config, "n_positions", None)
+            room = positions - config.prefix_length - config.prompt_length if positions else processor.caption_length
+            model.generation_config.max_new_tokens = max(1, min(processor.caption_length, room))
         model.apply_freeze()
         return model
 

@@ -44,26 +44,79 @@ PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB
                           "--", "...", ";"])
 
 
-def _char_class(predicate) -> str:
-    """A regex character-class body with every BMP code point satisfying `predicate`, as ranges."""
-    parts, start, prev = [], None, None
-    for cp in range(0x10000):
-        if predicate(cp):
-            if start is None:
-                start = cp
-            prev = cp
-        elif start is not None:
-            parts.append(re.escape(chr(start)) if start == prev else f"{re.escape(chr(start))}-{re.escape(chr(prev))}")
-            start = None
-    if start is not None:
-        parts.append(f"{re.escape(chr(start))}-{re.escape(chr(prev))}")
+# Code point classes of CoreNLP 3.4.1's lexer (BMP), observed from Java one code point at a time in "a C b",
+# "xCx", "Cx", "5C5" and "C,C" (tests/test_metrics_ptb_tokenizer.py checks them against Java): its Unicode
+# tables are older than Python's, it counts many combining marks (and a few other code points) as word
+# characters that cannot start a number-word, and it keeps many symbols as one-character tokens.
+_JAVA_LETTERS = (
+    "0041-005a 0061-007a 00aa 00b5 00ba 00c0-00d6 00d8-00f6 00f8-02c1 02c6-02d1 02e0-02e4 02ec 02ee 0370-0374 "
+    "0376-0377 037a-037d 0386 0388-038a 038c 038e-03a1 03a3-03f5 03f7-0481 048a-0527 0531-0556 0559 0561-0587 "
+    "05d0-05ea 05f0-05f2 0620-064a 066e-066f 0671-06d3 06d5 06e5-06e6 06ee-06ef 06fa-06fc 06ff 0710 0712-072f "
+    "074d-07a5 07b1 07ca-07ea 07f4-07f5 07fa 0800-0815 081a 0824 0828 0840-0858 08a0 08a2-08ac 0904-0939 093d "
+    "0950 0958-0961 0971-0977 0979-097f 0985-098c 098f-0990 0993-09a8 09aa-09b0 09b2 09b6-09b9 09bd 09ce "
+    "09dc-09dd 09df-09e1 09f0-09f1 0a05-0a0a 0a0f-0a10 0a13-0a28 0a2a-0a30 0a32-0a33 0a35-0a36 0a38-0a39 "
+    "0a59-0a5c 0a5e 0a72-0a74 0a85-0a8d 0a8f-0a91 0a93-0aa8 0aaa-0ab0 0ab2-0ab3 0ab5-0ab9 0abd 0ad0 0ae0-0ae1 "
+    "0b05-0b0c 0b0f-0b10 0b13-0b28 0b2a-0b30 0b32-0b33 0b35-0b39 0b3d 0b5c-0b5d 0b5f-0b61 0b71 0b83 0b85-0b8a "
+    "0b8e-0b90 0b92-0b95 0b99-0b9a 0b9c 0b9e-0b9f 0ba3-0ba4 0ba8-0baa 0bae-0bb9 0bd0 0c05-0c0c 0c0e-0c10 "
+    "0c12-0c28 0c2a-0c33 0c35-0c39 0c3d 0c58-0c59 0c60-0c61 0c85-0c8c 0c8e-0c90 0c92-0ca8 0caa-0cb3 0cb5-0cb9 "
+    "0cbd 0cde 0ce0-0ce1 0cf1-0cf2 0d05-0d0c 0d0e-0d10 0d12-0d3a 0d3d 0d4e 0d60-0d61 0d7a-0d7f 0d85-0d96 "
+    "0d9a-0db1 0db3-0dbb 0dbd 0dc0-0dc6 0e01-0e30 0e32-0e33 0e40-0e46 0e81-0e82 0e84 0e87-0e88 0e8a 0e8d "
+    "0e94-0e97 0e99-0e9f 0ea1-0ea3 0ea5 0ea7 0eaa-0eab 0ead-0eb0 0eb2-0eb3 0ebd 0ec0-0ec4 0ec6 0edc-0edf 0f00 "
+    "0f40-0f47 0f49-0f6c 0f88-0f8c 1000-102a 103f 1050-1055 105a-105d 1061 1065-1066 106e-1070 1075-1081 108e "
+    "10a0-10c5 10c7 10cd 10d0-10fa 10fc-1248 124a-124d 1250-1256 1258 125a-125d 1260-1288 128a-128d 1290-12b0 "
+    "12b2-12b5 12b8-12be 12c0 12c2-12c5 12c8-12d6 12d8-1310 1312-1315 1318-135a 1380-138f 13a0-13f4 1401-166c "
+    "166f-167f 1681-169a 16a0-16ea 1700-170c 170e-1711 1720-1731 1740-1751 1760-176c 176e-1770 1780-17b3 17d7 "
+    "17dc 1820-1877 1880-18a8 18aa 18b0-18f5 1900-191c 1950-196d 1970-1974 1980-19ab 19c1-19c7 1a00-1a16 "
+    "1a20-1a54 1aa7 1b05-1b33 1b45-1b4b 1b83-1ba0 1bae-1baf 1bba-1be5 1c00-1c23 1c4d-1c4f 1c5a-1c7d 1ce9-1cec "
+    "1cee-1cf1 1cf5-1cf6 1d00-1dbf 1e00-1f15 1f18-1f1d 1f20-1f45 1f48-1f4d 1f50-1f57 1f59 1f5b 1f5d 1f5f-1f7d "
+    "1f80-1fb4 1fb6-1fbc 1fbe 1fc2-1fc4 1fc6-1fcc 1fd0-1fd3 1fd6-1fdb 1fe0-1fec 1ff2-1ff4 1ff6-1ffc 2071 207f "
+    "2090-209c 2102 2107 210a-2113 2115 2119-211d 2124 2126 2128 212a-212d 212f-2139 213c-213f 2145-2149 214e "
+    "2183-2184 2c00-2c2e 2c30-2c5e 2c60-2ce4 2ceb-2cee 2cf2-2cf3 2d00-2d25 2d27 2d2d 2d30-2d67 2d6f 2d80-2d96 "
+    "2da0-2da6 2da8-2dae 2db0-2db6 2db8-2dbe 2dc0-2dc6 2dc8-2dce 2dd0-2dd6 2dd8-2dde 2e2f 3005-3006 3031-3035 "
+    "303b-303c 3041-3096 309d-309f 30a1-30fa 30fc-30ff 3105-312d 3131-318e 31a0-31ba 31f0-31ff 3400-4db5 "
+    "4e00-9fcc a000-a48c a4d0-a4fd a500-a60c a610-a61f a62a-a62b a640-a66e a67f-a697 a6a0-a6e5 a717-a71f "
+    "a722-a788 a78b-a78e a790-a793 a7a0-a7aa a7f8-a801 a803-a805 a807-a80a a80c-a822 a840-a873 a882-a8b3 "
+    "a8f2-a8f7 a8fb a90a-a925 a930-a946 a960-a97c a984-a9b2 a9cf aa00-aa28 aa40-aa42 aa44-aa4b aa60-aa76 aa7a "
+    "aa80-aaaf aab1 aab5-aab6 aab9-aabd aac0 aac2 aadb-aadd aae0-aaea aaf2-aaf4 ab01-ab06 ab09-ab0e ab11-ab16 "
+    "ab20-ab26 ab28-ab2e abc0-abe2 ac00-d7a3 d7b0-d7c6 d7cb-d7fb f900-fa6d fa70-fad9 fb00-fb06 fb13-fb17 fb1d "
+    "fb1f-fb28 fb2a-fb36 fb38-fb3c fb3e fb40-fb41 fb43-fb44 fb46-fbb1 fbd3-fd3d fd50-fd8f fd92-fdc7 fdf0-fdfb "
+    "fe70-fe74 fe76-fefc ff21-ff3a ff41-ff5a ff66-ffbe ffc2-ffc7 ffca-ffcf ffd2-ffd7 ffda-ffdc"
+)
+_JAVA_DIGITS = (
+    "0030-0039 0660-0669 06f0-06f9 07c0-07c9 0966-096f 09e6-09ef 0a66-0a6f 0ae6-0aef 0b66-0b6f 0be6-0bef "
+    "0c66-0c6f 0ce6-0cef 0d66-0d6f 0e50-0e59 0ed0-0ed9 0f20-0f29 1040-1049 1090-1099 17e0-17e9 1810-1819 "
+    "1946-194f 19d0-19d9 1a80-1a89 1a90-1a99 1b50-1b59 1bb0-1bb9 1c40-1c49 1c50-1c59 a620-a629 a8d0-a8d9 "
+    "a900-a909 a9d0-a9d9 aa50-aa59 abf0-abf9 ff10-ff19"
+)
+_JAVA_WORD_EXTRA = (
+    "02c2-02c5 02d2-02df 02e5-02eb 02ed 02ef-036f 0375 0378-0379 0384-0385 03f6 0483-0487 055a-055f 0591-05bd "
+    "05bf 05c1-05c2 05c4-05c5 05c7 0615-061a 064b-065e 0670 06d6-06e4 06e7-06ed 06fd-06fe 070f 0711 0730-074c "
+    "07a6-07b0 07eb-07f3 0900-0903 093c 093e-094e 0951-0955 0962-0963 0981-0983 09bc 09be-09c4 09c7-09c8 "
+    "09cb-09cd 09d7 09e2-09e3 0a01-0a03 0a3c 0a3e-0a4f 0a81-0a83 0abc 0abe-0acf 0b82 0bbe-0bc2 0bc6-0bc8 "
+    "0bca-0bcd 0c01-0c03 0c3e-0c56 0d3e-0d44 0d46-0d48 0e31 0e34-0e3a 0e47-0e4e 0eb1 0eb4-0ebc 0ec8-0ecd"
+)
+_JAVA_SYMBOLS = (
+    "0024-0026 0028-002b 003c-003e 005b-005e 007b-007e 0080 00a1-00a9 00ac 00ae-00b4 00b6-00b9 00bc-00bf 00d7 "
+    "00f7 037e 0387 0589 05be 05c0 05c3 05c6 05f3-05f4 0600-0603 0606-060c 0614 061b 061e-061f 066a 066d 06d4 "
+    "0700-070d 07f6-07f8 0964-0965 0e3f 0e4f 1fbd 2016-2017 201a 201e-2023 2030-2038 203b 203e-2042 2044 2070 "
+    "2074-207e 2080-208e 20a0 20a4 20ac 2100-2101 2103-2106 2108-2109 2114 2116-2118 211e-2123 2125 2127 2129 "
+    "212e 213a-213b 2140-2144 214a-214d 214f 2153-215e 2190-2bff 3001-3002 3012 30fb ff01-ff0f ff1a-ff20 "
+    "ff3b-ff40 ff5b-ff65 ffe0-ffe1 ffe5-ffe6"
+)
+
+
+def _char_class(ranges: str) -> str:
+    """"0041-005a 00aa ..." -> a regex character-class body."""
+    parts = []
+    for r in ranges.split():
+        lo, _, hi = r.partition("-")
+        parts.append(re.escape(chr(int(lo, 16))) + (f"-{re.escape(chr(int(hi, 16)))}" if hi else ""))
     return "".join(parts)
 
 
-_LETTERS = _char_class(lambda cp: unicodedata.category(chr(cp)).startswith("L"))
-_DIGITS = _char_class(lambda cp: unicodedata.category(chr(cp)) == "Nd") + "\u07c0-\u07c9"
-# marks and modifiers CoreNLP accepts inside words although Java does not call them letters
-_WORD_EXTRA = "\u00ad\u0237-\u024f\u02c2-\u02c5\u02d2-\u02df\u02e5-\u02ff\u0300-\u036f\u0483-\u0487\u0591-\u05bd\u064b-\u065e\u0900-\u0903\u093c\u093e-\u094e\u0e30-\u0e3a\u0e47-\u0e4e"
+_LETTERS = _char_class(_JAVA_LETTERS)
+_DIGITS = _char_class(_JAVA_DIGITS)
+_WORD_EXTRA = "\u00ad" + _char_class(_JAVA_WORD_EXTRA)  # soft hyphens vanish from words (see _word)
 
 LET = f"[{_LETTERS}]"
 LETTER = f"(?:[{_LETTERS}{_WORD_EXTRA}]|&[aeiouAEIOU](?:acute|grave|uml);)"
@@ -93,17 +146,18 @@ THING = (f"(?:[dDoOlL]{APOSETC}{ALNUM})?{ALNUM}+"
 HTHING = rf"[A-Za-z0-9][A-Za-z0-9.,\u00ad]*(?:-(?:{ACRO2}\.|[A-Za-z0-9\u00ad]+))+"
 THINGA = r"[A-Z]+(?:(?:[+&]|(?i:&amp;))[A-Z]+)+"
 THING3 = r"[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}(?:\\?\/[A-Za-z0-9]+(?:-[A-Za-z]+){0,2}){1,2}"
-APOWORD = (f"{APOS}(?i:n){APOS}?|[lLdDjJ]{APOS}|(?i:dunkin){APOS}|(?i:somethin){APOS}|(?i:ol){APOS}|{APOS}(?i:em)"
-           f"|[A-HJ-XZn]{APOSETC}{LET}{{2}}{LET}*|{APOS}[2-9]0(?i:s)|{APOS}(?i:till?)"
-           f"|{LET}{LET}*[aeiouyAEIOUY]{APOSETC}[aeiouA-Z]{LET}*|{APOS}(?i:cause)"
-           r"|(?i:cont'd\.?|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l)")
+# one rule each, so that the longest wins ("J'art" over "J'")
+APOWORDS = [f"{APOS}(?i:n){APOS}?", f"[lLdDjJ]{APOS}", f"(?i:dunkin){APOS}", f"(?i:somethin){APOS}", f"(?i:ol){APOS}",
+            f"{APOS}(?i:em)", f"[A-HJ-XZn]{APOSETC}{LET}{{2}}{LET}*", f"{APOS}[2-9]0(?i:s)", f"{APOS}(?i:till?)",
+            f"{LET}{LET}*[aeiouyAEIOUY]{APOSETC}[aeiouA-Z]{LET}*", f"{APOS}(?i:cause)", f"(?i:o){APOSETC}(?i:o)",
+            r"(?i:cont'd\.?|nor'easter|c'mon|e'er|s'mores|ev'ry|li'l|nat'l)"]
 FULLURL = r"(?i:https?):\/\/[^ \t\n\f\r\"<>|(){}]+[^ \t\n\f\r\"<>|.!?(){},-]"
 LIKELYURL = (r"(?:(?:(?i:www)\.(?:[^ \t\n\f\r\"<>|.!?(){},]+\.)+[a-zA-Z]{2,4})"
              r"|(?:(?:[^ \t\n\f\r\"`'<>|.!?(){},-_$]+\.)+(?i:com|net|org|edu)))"  # ",-_" is a range, as in CoreNLP
              r"(?:\/[^ \t\n\f\r\"<>|()]+[^ \t\n\f\r\"<>|.!?(){},-])?")
 EMAIL = (r"<?[a-zA-Z0-9][^ \t\n\f\r\"<>|(){}\u00a0]*@(?:[^ \t\n\f\r\"<>|(){}.\u00a0]+\.)*"
          r"[^ \t\n\f\r\"<>|(){}.\u00a0]+>?")
-TWITTER = f"[@\uff20][a-zA-Z_][a-zA-Z_0-9]*|[#\uff03]{LETTER}+"
+TWITTER = f"@[a-zA-Z_][a-zA-Z_0-9]*|#{LETTER}+"
 # abbreviation lists observed in CoreNLP 3.4.1 (only whether the final "." stays attached matters here)
 ABMONTH = "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
 ABDAYS = "Mon|Tue|Tues|Wed|Thu|Thurs|Fri"
@@ -126,11 +180,7 @@ FILE_EXTENSIONS = ("bat|bmp|c|class|cgi|cpp|dll|docx?|exe|gif|gz|h|html?|jar|jav
 SMILEY = r"[<>]?[:;=][\-o\*']?[\(\)DPdpO\\{@\|\[\]]"
 ASIANSMILEY = r"[\-\^x=~<>']_[\-\^x=~<>']|\([\-\^x=~<>'][_.]?[\-\^x=~<>']\)"
 QUOTES = f"''|[`\u2018\u2019\u201a\u201b\u201c\u201d\u0091\u0092\u0093\u0094\u201e\u201f\u2039\u203a\u00ab\u00bb]{{1,2}}|{APOS}"
-MISCSYMBOL = ("[\u00a6\u00a7\u00a8\u00a9\u00ac\u00ae\u00af\u00b0-\u00b3\u00b4-\u00ba\u00d7\u00f7\u0387\u05be\u05c0\u05c3"
-              "\u05c6\u05f3\u05f4\u0600-\u0603\u0606-\u060a\u060c\u0614\u061b\u061e\u066a\u066d\u0703-\u070d"
-              "\u07f6-\u07f8\u0964\u0965\u0e4f\u2020-\u2023\u2030-\u2038\u2044\u207a-\u207f\u208a-\u208e"
-              "\u2100-\u214f\u2190-\u21ff\u2200-\u22ff\u2300-\u23ff\u2600-\u26ff\u3012\u30fb\uff01-\uff0f"
-              "\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
+MISCSYMBOL = f"[{_char_class(_JAVA_SYMBOLS)}]"  # after all other rules: only what they leave
 ACRONYM_FOLLOWERS = ("About|According|Additionally|After|An|A|As|At|But|Earlier|He|Her|Here|However|If|In|It|Last"
                      r"|Many|More|Mr\.|Ms\.|Now|Once|One|Other|Our|She|Since|So|Some|Such|That|The|Then|There"
                      "|These|They|This|We|When|While|What|Yet|You")
@@ -171,9 +221,10 @@ def _word(text):
 
 
 # (token regex, trailing-context regex or None, action). An action maps the token text to the output token,
-# or is (n, None) meaning "emit the first n characters and scan the rest again" (JFlex's yypushback).
-# Order matters only on ties: like JFlex, the longest match (token plus trailing context) wins, then the
-# earliest rule.
+# or is (n, mode): emit the first n characters and scan the rest again (JFlex's yypushback), or, with mode
+# "dup" / "acronym", emit the token and scan its final period again. Order matters only on ties: like JFlex,
+# the longest match (token plus trailing context) wins, then the earliest rule. "[,;:\u3001]" after a period
+# keeps it on its word.
 _RULES = [
     ("(?i:cannot)", None, (3, "")),
     ("(?i:gonna|gotta|lemme|gimme|wanna)", None, (-2, "")),
@@ -187,7 +238,7 @@ _RULES = [
     (WORD, REDAUX, _word),
     (SWORD, SREDAUX, lambda t: t.replace("\u00ad", "")),
     (WORD, None, _word),
-    (APOWORD, None, _keep),
+    *[(apoword, None, _keep) for apoword in APOWORDS],
     ("(?i:y)" + APOS, LET, _keep),
     (FULLURL, None, _keep),
     (LIKELYURL, None, _keep),
@@ -219,7 +270,7 @@ _RULES = [
     (f"(?:{LETTER}|{DIGIT})+(?:\\.(?:{LETTER}|{DIGIT})+)*\\.(?i:{FILE_EXTENSIONS})",
      "[ \t\u00a0\u2000-\u200a\u3000\n\u0085!?.,]", _keep),
     (f"{APOS}[0-9][0-9]", SPACENL, _keep),
-    (f"{WORD}\\.", "[,;:]", _word),
+    (f"{WORD}\\.", "[,;:\u3001]", _word),
     (PHONE, None, lambda t: _parens(t.replace(" ", "\u00a0"))),
     ('"|&quot;', "[A-Za-z0-9$]", lambda t: _quotes(t, True)),
     ('"|&quot;', None, lambda t: _quotes(t, False)),
@@ -239,11 +290,11 @@ _RULES = [
     ("[.\u00a1\u00bf\u037e\u0589\u061f\u06d4\u0700-\u0702\u07fa]", None, _keep),
     ("=", None, _keep),
     (r"\/", None, _keep),
-    (f"{HTHING}\\.", "[,;:]", lambda t: t.replace("\u00ad", "")),
+    (f"{HTHING}\\.", "[,;:\u3001]", lambda t: t.replace("\u00ad", "")),
     (HTHING, None, lambda t: t.replace("\u00ad", "")),
-    (f"{THING}\\.", "[,;:]", _keep),
+    (f"{THING}\\.", "[,;:\u3001]", _keep),
     (THING, None, _keep),
-    (f"{THINGA}\\.", "[,;:]", lambda t: re.sub("(?i)&amp;", "&", t)),
+    (f"{THINGA}\\.", "[,;:\u3001]", lambda t: re.sub("(?i)&amp;", "&", t)),
     (THINGA, None, lambda t: re.sub("(?i)&amp;", "&", t)),
     ("'", "[A-Za-z][^ \t\n\r\u00a0]", lambda t: _quotes(t, True)),
     (REDAUX, None, lambda t: _quotes(t, False)),
@@ -266,8 +317,8 @@ _NEEDS_FULL_SCAN = re.compile(
 # pycocoevalcap turns "\n" inside a caption into a space; the other line breaks are spaces here (see the
 # module docstring), one for one so that offsets into the stream stay those of the captions
 _LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\x0b\x0c\u2028\u2029", " "))
-_OTHER_LINE_BREAK = re.compile("[\r\x0b\x0c\u2028\u2029]")
 _ASTRAL_CHAR = re.compile(f"[{_ASTRAL}]")
+_NOT_JAVA_TEXT = re.compile(f"[\n\r\x0b\x0c\u2028\u2029{_ASTRAL}]")  # in a caption: to change for Java
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -331,15 +382,56 @@ def _scan(text: str, pos: int = 0, end: int | None = None) -> tuple[list[str], i
     return tokens, i
 
 
+def _lower(text: str) -> str:
+    """Java's `-lowerCase` of space-separated tokens: `str.lower` but for the capital sigma, which Java makes
+    final ("ς") when a cased letter precedes it and none follows within its word ("Σ-Σ" -> "σ-ς")."""
+    if "\u03a3" not in text:
+        return text.lower()
+    return " ".join(_lower_sigma(t) if "\u03a3" in t else t.lower() for t in text.split(" "))
+
+
+# as observed from Java: its cased letters, and what a word (for the final sigma) runs through
+_JAVA_CASED = re.compile("[\u02b0-\u02b8\u02c0\u02c1\u02e0-\u02e4\u0345\u037a\u1d2c-\u1d61]")
+_WORD_BREAK = re.compile("[\u3005\u3041-\u3094\u309d\u309e\u30a1-\u30fa\u30fc-\u30fe\u4e00-\u9fa5\uf900-\ufa2d]")
+
+
+def _cased(c: str) -> bool:
+    return unicodedata.category(c) in ("Lu", "Ll", "Lt") or _JAVA_CASED.match(c) is not None
+
+
+def _in_word(c: str) -> bool:
+    category = unicodedata.category(c)
+    return (c in "-._\u058a\u2010\u2011" or category[0] in "LM" or category in ("Nd", "Cf")) \
+        and _WORD_BREAK.match(c) is None
+
+
+def _next_cased(chars) -> bool:
+    for c in chars:
+        if _cased(c):
+            return True
+        if not _in_word(c):
+            return False
+    return False
+
+
+def _lower_sigma(token: str) -> str:
+    return "".join(("\u03c2" if _next_cased(reversed(token[:k])) and not _next_cased(token[k + 1:]) else "\u03c3")
+                   if c == "\u03a3" else c.lower() for k, c in enumerate(token))
+
+
 def _finish(raw: list[str]) -> str:
     """Raw tokens of one chunk -> lower-cased, punctuation removed, space-joined."""
-    words = " ".join(raw).lower().split(" ")
+    words = _lower(" ".join(raw)).split(" ")
     return " ".join(w for w in words if w and w not in PUNCTUATIONS)
 
 
 def _finish_line(line: str) -> str:
-    """One line of Java's output -> what pycocoevalcap keeps of it."""
-    return " ".join(w for w in line.lower().rstrip().split(" ") if w not in PUNCTUATIONS)
+    """One lower-cased line of Java's output -> what pycocoevalcap keeps of it."""
+    return " ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS)
+
+
+def _join(parts) -> str:
+    return " ".join(filter(None, parts))
 
 
 def _type_error(caption) -> TypeError:
@@ -354,8 +446,9 @@ class _Stream:
             if not isinstance(caption, str):
                 raise _type_error(caption)
         text = "\n".join(captions)
-        if text.count("\n") != len(captions) - 1 or _OTHER_LINE_BREAK.search(text) or _ASTRAL_CHAR.search(text):
-            captions = [_java_text(c) for c in captions]
+        if (text.count("\n") != len(captions) - 1 or any(b in text for b in "\r\x0b\x0c\u2028\u2029")
+                or len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text)):  # (quick tests first)
+            captions = [_java_text(c) if _NOT_JAVA_TEXT.search(c) else c for c in captions]
             text = "\n".join(captions)
         self.text, self.captions = text, captions
         self.ends = [acc + k for k, acc in enumerate(accumulate(map(len, captions)))]  # where each line ends
@@ -375,7 +468,7 @@ class _Stream:
             end = ends[bisect_left(ends, pos)]
             more, pos = _scan(text, pos, end)
             raw += more
-        return [_finish_line(line) for line in _from_java(" ".join(raw)).split("\n")]
+        return [_finish_line(line) for line in _lower(_from_java(" ".join(raw))).split("\n")]
 
 
 class PTBTokenizer:
@@ -394,6 +487,8 @@ class PTBTokenizer:
         self._mid: dict[str, str] = {}  # chunk followed by a space
         self._last: dict[str, object] = {}  # chunk that ends a caption followed by another line (or _STREAM)
         self._eof: dict[str, str] = {}  # chunk that ends the last caption of a list
+        self._whole: dict[str, str] = {}  # caption scanned whole that cannot reach into the next line
+        self._part_ids: dict[str, tuple[int, ...]] = {}  # a chunk's (or line's) tokens -> ids
         self._cache_size = cache_size
         self._vocab: dict[str, int] = {}  # token -> id (1, 2, ...), for word_ids
         self._mid_ids: dict[str, tuple[int, ...]] = {}
@@ -425,10 +520,12 @@ class PTBTokenizer:
         out = self._eof.get(chunk)
         return self._store(self._eof, chunk, _finish(_scan(chunk)[0])) if out is None else out
 
-    def _tokenize_list(self, captions: list) -> list[str]:
-        out: list[str] = []
+    def _tokenize_list(self, captions: list, finish=None) -> list:
+        """Each caption's token string (or `finish` of its parts: the tokens of its chunks, or of its line)."""
+        finish = finish or _join
+        out: list = []
         add = out.append
-        mid, last_cache, full_scan = self._mid, self._last, _NEEDS_FULL_SCAN.search
+        mid, last_cache, whole, full_scan = self._mid, self._last, self._whole, _NEEDS_FULL_SCAN.search
         n, skip, stream = len(captions), 0, None
         for i, caption in enumerate(captions):
             if skip:
@@ -437,14 +534,20 @@ class PTBTokenizer:
             if not isinstance(caption, str):
                 raise _type_error(caption)
             if full_scan(caption) is not None:
+                line = whole.get(caption) if i + 1 < n else None
+                if line is not None:
+                    add(finish((line,)))
+                    continue
                 stream = stream or _Stream(captions)
                 lines = stream.lines(i)
-                out += lines
+                if len(lines) == 1 and i + 1 < n and "<" not in caption and not _END_MAY_DEPEND.search(caption.rstrip()):
+                    self._store(whole, caption, lines[0])  # nothing in it reaches into the next line
+                out += [finish((line,)) for line in lines]
                 skip = len(lines) - 1
                 continue
             chunks = caption.split()
             if not chunks:
-                add("")
+                add(finish(()))
                 continue
             last = chunks.pop()
             try:
@@ -461,7 +564,7 @@ class PTBTokenizer:
             else:
                 tail = self._eof_chunk(last)
             parts.append(tail)
-            add(" ".join(filter(None, parts)))
+            add(finish(parts))
         return out
 
     def raw_tokens(self, caption: str) -> list[str]:
@@ -522,9 +625,15 @@ class PTBTokenizer:
         fast = self._fast_word_ids(captions) if captions else None
         if fast is not None:
             return fast
-        ids = self._ids
-        flat = chain.from_iterable(chain((0,), ids(s)) for s in self._tokenize_list(captions))
+        flat = chain.from_iterable(chain((0,), ids) for ids in self._tokenize_list(captions, self._parts_ids))
         return np.fromiter(flat, dtype=np.int64)[1:]
+
+    def _parts_ids(self, parts) -> tuple[int, ...]:
+        cache, out = self._part_ids, []
+        for part in parts:
+            ids = cache.get(part)
+            out += self._store(cache, part, self._ids(part)) if ids is None else ids
+        return tuple(out)
 
     def tokenize(self, captions_for_image: dict) -> dict:
         """pycocoevalcap's interface: {id: [{"caption": str}, ...]} -> {id: [tokenized str, ...]}, all
