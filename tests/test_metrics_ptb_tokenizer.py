@@ -64,6 +64,7 @@ STREAM_CASES = [
     ["x :)"], ["x :)", ""], ["x :) "], ["x '90"], ["x '90", "y"], ["x Inc."], ["x Inc.", ""], ["Inc.5"], ["est.?"],
     ["Inc.?x"], ["x Inc.", "foo"], ["x Inc.", "Foo"], ["58.c"], ["58.c", "x"], ["v2.x", "y"], ["8.x!"],
     ['x <a b="y', 'z"> w', "q"], ['<p q="', "", '"> x'], ["a http://x.org/a😀", "b"], ["wo😀rd 🐶", "x"],
+    ["S&P-500ca.", "1,000 x"], ["S&P-500I.", "The x"], ["x Σ-Σ ΑΣ-Σ", "y"], ["Fi.、x", "O'o J'art"],
     ["No.\t5", "x"], ["a\nb No.", "5"], ["x I.\u0085The x"], ["No.\u00855"], ["", "", "a", ""], ["", "x"], [""],
 ]
 
@@ -297,7 +298,8 @@ def test_committed_java_corpus():
 def test_fast_path_equals_in_stream_scan():
     # the chunk cache and the end-of-caption checks against scanning every caption in place (no Java needed)
     tok = PTBTokenizer()
-    for captions in hostile_caption_lists(7, 80) + STREAM_CASES + [CORPUS + EDGE_CASES]:
+    lists = hostile_caption_lists(7, 80) + STREAM_CASES + [CORPUS + EDGE_CASES]
+    for captions in lists + [a + b for a, b in zip(lists, reversed(lists))]:  # cached captions, new neighbours
         assert tok(captions) == _in_stream(captions), captions
         assert _from_ids(tok, tok.word_ids(captions)) == [" ".join(s.split()) for s in tok(captions)], captions
 

@@ -341,8 +341,10 @@ def _from_java(text: str) -> str:
         return text
     return _SURROGATE.sub("?", text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass"))
 # A chunk ending a caption can take its tokens from the next line only through "X." before "The ..." and
-# "No." before a digit; chunks that may end so are scanned again with these next lines to find out.
-_END_MAY_DEPEND = re.compile(r"(?<![A-Za-z0-9])(?:[A-Za-z]|(?i:ca|figs?|prop|nos?|arts?|pp|op))\.\Z")
+# "No." before a digit: chunks whose last tokens look like that are scanned again with these next lines to
+# find out. A caption scanned whole is kept for reuse only if it cannot end so.
+_LAST_TOKEN_MAY_DEPEND = re.compile(r"(?:[A-Za-z](?:\.[A-Za-z])*|(?i:ca|figs?|prop|nos?|arts?|pp|op))\.?")
+_END_MAY_DEPEND = re.compile(r"[A-Za-z]\.\s*\Z")
 _NEXT_LINES = ("\n", "\n5", "\n 5", "\nThe x", "\n\n The x", "\nx", "\nX", "\n<b>", "\n<b> x")
 _STREAM = object()  # cache value of such a chunk: its tokens depend on the next line
 
@@ -509,8 +511,10 @@ class PTBTokenizer:
         out = cache.get(chunk)
         if out is None:
             n = len(chunk)
-            out = _finish(_scan(chunk + ("\n\n" if last else " \n"), 0, n)[0])
-            if last and _END_MAY_DEPEND.search(chunk):
+            raw = _scan(chunk + ("\n\n" if last else " \n"), 0, n)[0]
+            out = _finish(raw)
+            tail = raw[-2] if raw[-1:] == ["."] and len(raw) > 1 else raw[-1] if raw else ""
+            if last and _LAST_TOKEN_MAY_DEPEND.fullmatch(tail):
                 if any(_finish(_scan(chunk + nxt, 0, n)[0]) != out for nxt in _NEXT_LINES):
                     out = _STREAM
             self._store(cache, chunk, out)
@@ -540,7 +544,7 @@ class PTBTokenizer:
                     continue
                 stream = stream or _Stream(captions)
                 lines = stream.lines(i)
-                if len(lines) == 1 and i + 1 < n and "<" not in caption and not _END_MAY_DEPEND.search(caption.rstrip()):
+                if len(lines) == 1 and i + 1 < n and "<" not in caption and not _END_MAY_DEPEND.search(caption):
                     self._store(whole, caption, lines[0])  # nothing in it reaches into the next line
                 out += [finish((line,)) for line in lines]
                 skip = len(lines) - 1
