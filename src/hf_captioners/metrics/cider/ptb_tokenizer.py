@@ -21,8 +21,11 @@ its tokens from the next line, and only those captions are scanned in place in t
 Known, deliberate differences from pycocoevalcap's wrapper: it replaces "\\n" inside a caption by a space,
 and so does this module, but it leaves the other line breaks ("\\r", "\\r\\n", U+2028, U+2029, "\\v",
 "\\f"), which Java takes as line ends: every later caption then lands on the wrong image. Here each of them
-is a space. Letters are classified with Python's Unicode tables (Java 17's; CoreNLP 3.4.1 was built against
-older ones, which matters only for scripts added to Unicode recently).
+is a space.
+
+Which code points are letters, digits, word-internal marks or one-character symbols is not taken from
+Python's Unicode tables (newer than the lexer's) but from tables observed from Java one code point at a time
+(BMP; astral code points are two UTF-16 units to Java, deleted outside URL-like tokens, as here).
 """
 
 from __future__ import annotations
@@ -340,11 +343,12 @@ def _from_java(text: str) -> str:
     if _SURROGATE.search(text) is None:
         return text
     return _SURROGATE.sub("?", text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass"))
+
+
 # A chunk ending a caption can take its tokens from the next line only through "X." before "The ..." and
 # "No." before a digit: chunks whose last tokens look like that are scanned again with these next lines to
 # find out. A caption scanned whole is kept for reuse only if it cannot end so.
 _LAST_TOKEN_MAY_DEPEND = re.compile(r"(?:[A-Za-z](?:\.[A-Za-z])*|(?i:ca|figs?|prop|nos?|arts?|pp|op))\.?")
-_END_MAY_DEPEND = re.compile(r"[A-Za-z]\.\s*\Z")
 _NEXT_LINES = ("\n", "\n5", "\n 5", "\nThe x", "\n\n The x", "\nx", "\nX", "\n<b>", "\n<b> x")
 _STREAM = object()  # cache value of such a chunk: its tokens depend on the next line
 
@@ -432,6 +436,12 @@ def _finish_line(line: str) -> str:
     return " ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS)
 
 
+def _last_token_may_depend(raw: list[str]) -> bool:
+    """Whether the raw tokens end like the ones a next line can change (whatever that next line was)."""
+    last = raw[-2] if raw[-1:] == ["."] and len(raw) > 1 else raw[-1] if raw else ""
+    return _LAST_TOKEN_MAY_DEPEND.fullmatch(last) is not None
+
+
 def _join(parts) -> str:
     return " ".join(filter(None, parts))
 
@@ -450,7 +460,8 @@ class _Stream:
         text = "\n".join(captions)
         if (text.count("\n") != len(captions) - 1 or any(b in text for b in "\r\x0b\x0c\u2028\u2029")
                 or len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text)):  # (quick tests first)
-            captions = [_java_text(c) if _NOT_JAVA_TEXT.search(c) else c for c in captions]
+            captions = [c if c.isascii() and c.isprintable() or not _NOT_JAVA_TEXT.search(c) else _java_text(c)
+                        for c in captions]
             text = "\n".join(captions)
         self.text, self.captions = text, captions
         self.ends = [acc + k for k, acc in enumerate(accumulate(map(len, captions)))]  # where each line ends
@@ -470,6 +481,7 @@ class _Stream:
             end = ends[bisect_left(ends, pos)]
             more, pos = _scan(text, pos, end)
             raw += more
+        self.end_may_depend = _last_token_may_depend(raw)
         return [_finish_line(line) for line in _lower(_from_java(" ".join(raw))).split("\n")]
 
 
@@ -513,8 +525,7 @@ class PTBTokenizer:
             n = len(chunk)
             raw = _scan(chunk + ("\n\n" if last else " \n"), 0, n)[0]
             out = _finish(raw)
-            tail = raw[-2] if raw[-1:] == ["."] and len(raw) > 1 else raw[-1] if raw else ""
-            if last and _LAST_TOKEN_MAY_DEPEND.fullmatch(tail):
+            if last and _last_token_may_depend(raw):
                 if any(_finish(_scan(chunk + nxt, 0, n)[0]) != out for nxt in _NEXT_LINES):
                     out = _STREAM
             self._store(cache, chunk, out)
@@ -544,7 +555,7 @@ class PTBTokenizer:
                     continue
                 stream = stream or _Stream(captions)
                 lines = stream.lines(i)
-                if len(lines) == 1 and i + 1 < n and "<" not in caption and not _END_MAY_DEPEND.search(caption):
+                if len(lines) == 1 and i + 1 < n and "<" not in caption and not stream.end_may_depend:
                     self._store(whole, caption, lines[0])  # nothing in it reaches into the next line
                 out += [finish((line,)) for line in lines]
                 skip = len(lines) - 1
