@@ -123,6 +123,25 @@ def test_end_to_end_equals_pycocoevalcap_with_java_tokenizer():
     np.testing.assert_allclose(ours["scores"], theirs_scores, atol=1e-6)
 
 
+@requires_java
+def test_predictions_and_references_are_two_streams_as_in_pycocoevalcap():
+    """COCOEvalCap tokenizes gts and res in two Java calls, each one stream: the end of a caption ("No.", "I.")
+    depends on the caption after it in ITS stream, not on the interleaved order."""
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer as JavaPTBTokenizer
+
+    preds = ["a dog at Gate No.", "5 dogs on a mat", "the letter I.", "The man rides", "a red square No.", "7 cats"]
+    refs = [["a dog at gate no.", "the man at Gate No."], ["five dogs", "5 dogs on the mat"], ["a letter i"],
+            ["The man rides a bike", "a man riding"], ["a red square", "No. 7 square"], ["seven cats", "cats"]]
+    tok = JavaPTBTokenizer()
+    gts = tok.tokenize({i: [{"caption": r} for r in rs] for i, rs in enumerate(refs)})
+    res = tok.tokenize({i: [{"caption": p}] for i, p in enumerate(preds)})
+    theirs, theirs_scores = Cider().compute_score(gts, res)
+    ours = cider_d(preds, refs)
+    np.testing.assert_allclose(ours["scores"], theirs_scores, atol=1e-9)
+    assert ours["cider_d"] == pytest.approx(theirs, abs=1e-9)
+
+
 def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="2 predictions but 1 reference lists"):
         cider_d(["a", "b"], [["a"]])

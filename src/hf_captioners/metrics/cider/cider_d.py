@@ -49,6 +49,33 @@ def validate_inputs(predictions, references) -> tuple[list[str], list[list[str]]
 _SEP = "\x00"  # joins sentences so one str.split tokenizes them all; a token equal to it takes the slow path
 
 
+def _interleave(hyp_ids: np.ndarray, ref_ids: np.ndarray, n_refs: Sequence[int]) -> np.ndarray:
+    """Two streams of 0-separated sentences (the hypotheses; all references in image order) -> one stream, image
+    by image the hypothesis then its references, as `compute_ids` reads it."""
+    hyp_ids, ref_ids = np.asarray(hyp_ids, dtype=np.int64), np.asarray(ref_ids, dtype=np.int64)
+    buffer = np.concatenate([hyp_ids, [0], ref_ids])
+    separator = len(hyp_ids)
+
+    def spans(ids: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+        cuts = np.flatnonzero(ids == 0)
+        starts = np.concatenate([[0], cuts + 1])
+        return starts + offset, np.concatenate([cuts, [len(ids)]]) - starts
+
+    hyp_start, hyp_len = spans(hyp_ids, 0)
+    ref_start, ref_len = spans(ref_ids, separator + 1)
+    per_image = np.asarray(n_refs, dtype=np.int64) + 1
+    is_hyp = np.zeros(int(per_image.sum()), dtype=bool)
+    is_hyp[np.cumsum(per_image) - per_image] = True
+    start, length = np.empty(len(is_hyp), dtype=np.int64), np.empty(len(is_hyp), dtype=np.int64)
+    start[is_hyp], length[is_hyp] = hyp_start, hyp_len
+    start[~is_hyp], length[~is_hyp] = ref_start, ref_len
+    out_len = length + 1  # each sentence and the 0 after it
+    sentence = np.repeat(np.arange(len(length)), out_len)
+    local = np.arange(len(sentence)) - np.repeat(np.cumsum(out_len) - out_len, out_len)
+    index = np.where(local < length[sentence], start[sentence] + local, separator)
+    return buffer[index[:-1]]
+
+
 def _word_ids(sentences: list[str]) -> np.ndarray:
     """Word ids (1, 2, ...) of all sentences end to end, one 0 between consecutive sentences."""
     words = f" {_SEP} ".join(sentences).split()
@@ -114,8 +141,13 @@ class CiderD:
         are taken as already tokenized (whitespace-separated)."""
         if word_ids is None:
             return self.compute(predictions, references)
-        ids = word_ids(chain.from_iterable(chain((p,), r) for p, r in zip(predictions, references)))
-        return self.compute_ids(ids, list(map(len, references)))
+        # pycocoevalcap tokenizes the references and the predictions as two streams (a caption's end can depend
+        # on the next caption), so they are tokenized apart and then interleaved image by image
+        if not predictions:
+            return self.compute_ids(np.zeros(0, dtype=np.int64), [])
+        n_refs = list(map(len, references))
+        ids = _interleave(word_ids(predictions), word_ids(chain.from_iterable(references)), n_refs)
+        return self.compute_ids(ids, n_refs)
 
     def compute_ids(self, ids: np.ndarray, n_refs: Sequence[int]) -> tuple[float, np.ndarray]:
         """`compute` on word ids: `ids` holds every sentence's token ids (positive int64) end to end, image by
