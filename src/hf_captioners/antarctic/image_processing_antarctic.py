@@ -23,15 +23,9 @@ class AntarcticImageProcessor(CLIPImageProcessorPil):
     @classmethod
     def clip_eval(cls, image_size: int = 224, image_mean=None, image_std=None) -> AntarcticImageProcessor:
         """Resize the shortest edge (bicubic) + centre crop + CLIP normalisation (OpenAI's mean/std by default)."""
-        return cls(
+        return cls(  # the class defaults are CLIP's: bicubic, rescale, normalise, convert to RGB
             size={"shortest_edge": image_size},
             crop_size={"height": image_size, "width": image_size},
-            resample=3,  # PIL bicubic
-            do_resize=True,
-            do_center_crop=True,
-            do_rescale=True,
-            do_normalize=True,
-            do_convert_rgb=True,
             image_mean=list(image_mean or OPENAI_CLIP_MEAN),
             image_std=list(image_std or OPENAI_CLIP_STD),
         )

@@ -271,22 +271,14 @@ def open_clip_to_hf(model_or_state, model_cfg: Mapping | None = None, quick_gelu
 
 
 def openai_clip_image_processor(image_size: int = 224, mean=None, std=None):
-    """Resize shortest edge (bicubic) + center crop + CLIP normalisation, the PIL backend: open_clip's eval transform."""
+    """CLIP's eval transform for a plain transformers CLIP folder (loads without remote code): transformers' own
+    PIL-backend CLIP processor, whose centre crop is a pixel off torchvision's for some sizes. The captioners'
+    processors turn it into their torchvision-exact `AltogetherImageProcessor` / `AntarcticImageProcessor`."""
     from transformers import CLIPImageProcessorPil
     from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-    return CLIPImageProcessorPil(
-        size={"shortest_edge": image_size},
-        crop_size={"height": image_size, "width": image_size},
-        resample=3,
-        do_resize=True,
-        do_center_crop=True,
-        do_rescale=True,
-        do_normalize=True,
-        do_convert_rgb=True,
-        image_mean=list(mean or OPENAI_CLIP_MEAN),
-        image_std=list(std or OPENAI_CLIP_STD),
-    )
+    return CLIPImageProcessorPil(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
+                                 image_mean=list(mean or OPENAI_CLIP_MEAN), image_std=list(std or OPENAI_CLIP_STD))  # fmt: skip
 
 
 def convert_open_clip(
