@@ -219,7 +219,7 @@ def test_clipcap_equals_the_original_forward_and_loss(mapper, tokenizer, tmp_pat
         got = model(**batch)
     assert torch.equal(batch["attention_mask"], mask)
     assert got.logits.shape[-1] == gpt_config.vocab_size
-    torch.testing.assert_close(got.logits[:, cfg.prefix_length - 1 : -1], logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got.logits[:, cfg.prefix_length - 1 : -1], logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(got.loss, loss, atol=1e-5, rtol=1e-5)
 
 
