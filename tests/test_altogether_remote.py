@@ -45,6 +45,10 @@ FRESH_PROCESS = textwrap.dedent(
         result["tokens"] = out.tolist()
         result["captions"] = processor.batch_decode(out)
         result["beam"] = model.generate(**inputs, do_sample=False, num_beams=2, max_new_tokens=6).tolist()
+        result["clipcap_beam"] = model.generate(**inputs, num_beams=3, num_return_sequences=3, max_new_tokens=6,
+                                                custom_generate=model.clipcap_beam_search).tolist()
+        result["image_processor"] = [type(processor.image_processor).__name__, type(processor.image_processor).__module__]
+        result["pixels"] = processor(images=images)["pixel_values"].tolist()
 
     itt = pipeline("image-text-to-text", model=ckpt, trust_remote_code=True)
     result["itt"] = [
@@ -82,10 +86,11 @@ def test_saved_folder_is_self_contained(saved):
     _, _, ckpt, _ = saved
     names = {p.name for p in ckpt.iterdir()}
     expected = {"configuration_altogether.py", "modeling_altogether.py", "processing_altogether.py",
-                "image_utils.py", "pipeline_altogether.py", "model.safetensors", "config.json",
+                "image_utils.py", "image_processing_altogether.py", "pipeline_altogether.py", "model.safetensors", "config.json",
                 "processor_config.json", "generation_config.json", "tokenizer.json"}  # fmt: skip
     assert expected <= names
-    for name in ("configuration_altogether.py", "modeling_altogether.py", "processing_altogether.py", "pipeline_altogether.py"):
+    for name in ("configuration_altogether.py", "modeling_altogether.py", "processing_altogether.py", "pipeline_altogether.py",
+                 "image_processing_altogether.py"):
         code = (ckpt / name).read_text()
         assert "hf_captioners" not in code and "from .." not in code, name
     config = json.loads((ckpt / "config.json").read_text())
@@ -102,6 +107,9 @@ def test_fresh_process_without_the_package_gives_identical_results(saved, tmp_pa
         inputs = processor(images=images, alt_text=ALT_TEXTS)
         tokens = model.generate(**inputs, do_sample=False, max_new_tokens=8)
         beam = model.generate(**inputs, do_sample=False, num_beams=2, max_new_tokens=6)
+        clipcap_beam = model.generate(**inputs, num_beams=3, num_return_sequences=3, max_new_tokens=6,
+                                      custom_generate=model.clipcap_beam_search)  # fmt: skip
+        pixels = processor(images=images)["pixel_values"]
     captions = processor.batch_decode(tokens)
 
     proc = run_without_package(FRESH_PROCESS, [ckpt, *paths], tmp_path,
@@ -113,6 +121,11 @@ def test_fresh_process_without_the_package_gives_identical_results(saved, tmp_pa
     assert abs(result["loss"] - loss) < 1e-5
     assert result["tokens"] == tokens.tolist()
     assert result["beam"] == beam.tolist()
+    # ClipCap's own beam search and the torchvision-exact crop travel with the folder
+    assert result["clipcap_beam"] == clipcap_beam.tolist()
+    name, module = result["image_processor"]
+    assert name == "AltogetherImageProcessor" and module.startswith("transformers_modules")
+    assert torch.equal(torch.tensor(result["pixels"]), pixels)
     assert result["captions"] == captions
     # the built-in image-text-to-text pipeline (alt-text as text) and the shipped image-to-text pipeline
     plain = [processor.batch_decode(model.generate(**processor(images=im, alt_text=a if isinstance(a, str) else ""),
