@@ -361,7 +361,7 @@ def altogether_release(tokenizer, tmp_path, spare_rows: int, seed: int = 5):
 
 
 ALTS = ["Zorblax red square photo", "IMG_2034.jpg", "a <b>blue</b> circle &amp; more", "", "tiny", "Qwerty  shapes\non a  mat"]
-FT_CAPTIONS = ["a red square on the left", "blue circle", "a big green triangle at the top right corner", "x",
+FT_CAPTIONS = ["a red square on the left", "blue circle", "a  green &amp; <b>red</b>", "x",
                "two shapes", "stars"]  # fmt: skip
 
 
@@ -390,8 +390,12 @@ def test_altogether_ft_step_equals_the_original(tokenizer, tmp_path):
     assert torch.equal(batch["input_ids"][:, 4:12], tokens[:, :8])
     torch.testing.assert_close(got.loss, expected, atol=1e-5, rtol=1e-5)
 
-    # a caption over the 24-token budget: the original's all-zero masks train nothing on it; ours is cut to the
-    # budget without </s> and trained on (a documented difference)
+    # a caption that fills the 24-token budget exactly (23 tokens + </s>) or more: the original's all-zero masks
+    # train nothing on it; ours keeps the exact fit whole and cuts a longer one to the budget without </s>
+    exact = "a big  green triangle &amp; <b>more</b>"
+    assert len(processor.tokenizer.encode(exact, add_special_tokens=False)) == 23
+    assert altogether_ft_example(processor.tokenizer, exact, "", 4, 8, 32)[2].sum() == 0
+    assert processor(images=images[:1], alt_text=[""], captions=[exact])["labels"][0, -1] == processor.tokenizer.eos_token_id
     long = " ".join(["a red square"] * 20)
     _, attention_long, mask_long = altogether_ft_example(processor.tokenizer, long, "", 4, 8, 32)
     assert attention_long.sum() == 0 and mask_long.sum() == 0

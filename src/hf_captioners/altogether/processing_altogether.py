@@ -9,7 +9,7 @@ left padding and equals per-example generation.
 MetaCLIP `configs/altogether.py` lines 31-32): the prefix comes on top. A caption longer than its budget is
 cut to the budget without an end-of-text token, so the model is not taught to stop mid-sentence. (The
 original cuts it too, and its `attention_mask[:-padding_len]` with `padding_len == 0` then masks the whole
-example: over-long captions silently train nothing there.)
+example: captions that fill the budget exactly or overflow it silently train nothing there.)
 """
 
 from __future__ import annotations
@@ -99,6 +99,9 @@ def _is_sequence(value) -> bool:
 class AltogetherProcessor(ProcessorMixin):
     """CLIP image processor (PIL backend, bit-exact with open_clip's eval transform) + LM tokenizer.
 
+    `raw_text=True` feeds alt-texts and captions as given, as the original did (converted checkpoints);
+    otherwise they are cleaned (`clean_text`).
+
     `processor(images, alt_text=..., captions=..., return_tensors="pt")` -> input_ids, attention_mask,
     pixel_values (+ labels with captions). `text=` is an alias of `alt_text` (the image-text-to-text pipeline
     passes the alt-text as text). Without images it builds the text side only, for cached `image_embeds`.
@@ -113,7 +116,7 @@ class AltogetherProcessor(ProcessorMixin):
         max_length: int = 320,
         image_token: str = "<image>",
         strip_html: bool = True,
-        raw_alt_text: bool = False,
+        raw_text: bool = False,
         append_eos: bool = True,
         **kwargs,
     ):
@@ -122,7 +125,7 @@ class AltogetherProcessor(ProcessorMixin):
         self.max_length = max_length
         self.image_token = image_token
         self.strip_html = strip_html
-        self.raw_alt_text = raw_alt_text
+        self.raw_text = raw_text
         self.append_eos = append_eos
         if isinstance(image_processor, (CLIPImageProcessor, CLIPImageProcessorPil)) and not isinstance(
             image_processor, AltogetherImageProcessor
@@ -233,14 +236,15 @@ class AltogetherProcessor(ProcessorMixin):
             if len(captions) != batch:
                 raise ValueError(f"got {len(captions)} captions for {batch} examples")
 
-        prompts = [join_alt_texts(a, f"alt_text[{i}]", self.strip_html, self.raw_alt_text) for i, a in enumerate(alt_list)]
+        prompts = [join_alt_texts(a, f"alt_text[{i}]", self.strip_html, self.raw_text) for i, a in enumerate(alt_list)]
         input_ids = self.build_prompt_ids(prompts)
         attention_mask = [[1] * len(row) for row in input_ids]
         data = {}
         if captions is not None:
             labels = [[IGNORE_INDEX] * len(row) for row in input_ids]
             budget = self.caption_length
-            texts = [clean_text(c, f"captions[{i}]", self.strip_html) for i, c in enumerate(captions)]
+            texts = [_raw_text(c, f"captions[{i}]") if self.raw_text else clean_text(c, f"captions[{i}]", self.strip_html)
+                     for i, c in enumerate(captions)]  # fmt: skip
             eos = [self.tokenizer.eos_token_id] if self.append_eos else []
             targets = [ids + eos if len(ids) + len(eos) <= budget else ids[:budget] for ids in self._encode(texts)]
             if any(not t for t in targets):

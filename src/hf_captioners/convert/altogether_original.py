@@ -44,13 +44,13 @@ def convert_altogether(
     prompt_length: int = 128,
     mapper_num_heads: int = 8,
     caption_length: int = 192,
-    raw_alt_text: bool = True,
+    raw_text: bool = True,
 ):
     """An Altogether `epoch_*.pt` (or its state dict) + the MetaCLIP it was trained on (see `load_clip`) + OPT's
     tokenizer -> (model, processor, converted parameter count); saved to `out_dir` when given.
 
     `text_config` defaults to facebook/opt-1.3b's; the vocabulary size is read off the checkpoint. Inference
-    follows `infer.py`: alt-texts as given (`raw_alt_text`; no HTML handling), "; "-joined, `prompt_length`
+    follows `infer.py`: alt-texts (and training captions) as given (`raw_text`; no HTML handling), "; "-joined, `prompt_length`
     tokens, sampling at temperature 0.2 / top-p 0.7 for `caption_length` (= max_seq_len 320 - 128) tokens.
     """
     from hf_captioners.altogether.configuration_altogether import OPT_1_3B
@@ -78,7 +78,7 @@ def convert_altogether(
         text_config=text_config or {"model_type": "opt", **OPT_1_3B},
         embed_key="model.decoder.embed_tokens.weight", prompt_length=prompt_length, normalize_image_embeds=True,
         mapper_num_heads=mapper_num_heads, what="Altogether checkpoint",
-        processor_kwargs={"raw_alt_text": raw_alt_text, "max_length": prompt_length + caption_length},
+        processor_kwargs={"raw_text": raw_text, "max_length": prompt_length + caption_length},
     )  # fmt: skip
     model.generation_config.max_new_tokens = caption_length
     if out_dir is not None:

@@ -109,7 +109,7 @@ def run(args) -> int:
         model, _, count = convert_altogether(args.checkpoint, _load_clip(args), tokenizer=args.tokenizer,
                                              out_dir=args.out, text_config=_json_or_name(args.text_config),
                                              prompt_length=args.prompt_length, mapper_num_heads=args.mapper_heads,
-                                             caption_length=args.caption_length, raw_alt_text=not args.clean_alt_text)  # fmt: skip
+                                             caption_length=args.caption_length, raw_text=not args.clean_alt_text)  # fmt: skip
         detail = f"Altogether, prefix {model.config.prefix_length} + prompt {model.config.prompt_length}"
     else:
         from .antarctic_original import convert_antarctic
