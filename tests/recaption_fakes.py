@@ -32,6 +32,15 @@ class FakeCaptioner:
         return [f"{f['alt']} @ {f['mean']}" for f in batch]
 
 
+class PickyCollateCaptioner(FakeCaptioner):
+    """Collation that breaks on one record's features (alt-text "poison"), as a ragged tensor would."""
+
+    def collate(self, features):
+        if any(f["alt"] == "poison" for f in features):
+            raise ValueError("cannot stack a poisoned feature")
+        return features
+
+
 if __name__ == "__main__":
     from hf_captioners.recaption import caption_shards, expand_shard_specs
 
