@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "caption-shards": ("hf_captioners.recaption_cli", "re-caption webdataset shards, resumable and exactly once"),
     "evaluate": ("hf_captioners.evaluation_cli", "caption an eval set and report CIDEr-D (no Java), BLEU, ROUGE-L, CLIPScore"),
     "convert": ("hf_captioners.convert.cli", "convert original checkpoints (open_clip, ClipCap, Altogether, antarctic) to Transformers folders"),
+    "serve": ("hf_captioners.serve.cli", "a local Gradio page: the captioners side by side, batch tab, API"),
     "push": ("hf_captioners.hub", "push a saved captioner with its remote code and a rendered model card to the Hub (or --dry-run)"),
 }
 
