@@ -286,3 +286,13 @@ def test_browser_caption_tables_custom_cache_and_errors(page, server, captioner,
     expect(page.get_by_text("not a readable image").first).to_be_visible()
     assert "Traceback" not in page.content()
     page.screenshot(path=str(tmp_path / "error.png"), full_page=True)
+
+
+def test_space_app_builds_the_same_page(model_dirs, monkeypatch):
+    import runpy
+
+    monkeypatch.setenv("HF_CAPTIONERS_MODELS", " ".join(model_dirs))
+    space = runpy.run_path(str(Path(__file__).resolve().parents[1] / "app.py"), run_name="space")
+    assert isinstance(space["demo"], gr.Blocks)
+    names = {dep.get("api_name") for dep in space["demo"].config["dependencies"]}
+    assert {"caption", "add_cache_entries", "reset_cache", "caption_batch"} <= names

@@ -170,8 +170,9 @@ def build_app(captioner: Captioner, examples_dir: str | os.PathLike | None = Non
                                     parts["table"] = gr.Dataframe(headers=["n-gram", "CLIP score"], label="Retrieved n-grams",
                                                                   elem_id=f"table-{i}", interactive=False, max_height=300)
                                     parts["candidates"] = gr.Dataframe(
-                                        headers=["winner", "candidate", "re-rank score"], label="Candidates (CLIP re-rank)",
-                                        elem_id=f"candidates-{i}", interactive=False, wrap=True, max_height=300)
+                                        headers=["best", "candidate", "re-rank score"], label="Candidates (CLIP re-rank, ★ = caption)",
+                                        elem_id=f"candidates-{i}", interactive=False, wrap=True, max_height=300,
+                                        column_widths=["15%", "60%", "25%"])
                                 widgets.append(parts)
                                 outputs.extend(parts.values())
             with gr.Accordion("Raw results (JSON, as the API returns them)", open=False):
@@ -216,7 +217,7 @@ def build_app(captioner: Captioner, examples_dir: str | os.PathLike | None = Non
                 if seen and seen["truncated"]:
                     gr.Warning(f"{entry.name}: the alt-text is {seen['tokens']:,} tokens; the model reads the first "
                                f"{seen['prompt_length']}.", title="Alt-text truncated")
-                values.append(f"⏱ {result['ms']:.0f} ms")
+                values.append(f"**{result['ms']:.0f} ms**")
                 values.append(result["caption"] if not result.get("error") else f"error: {result['error']}")
                 if "highlight" in parts:
                     values.append(result.get("highlighted") or [])

@@ -210,6 +210,8 @@ class Captioner:
     @torch.no_grad()
     def _antarctic(self, entry: LoadedModel, image, decoding: Decoding, top_k, num_candidates, cache) -> dict:
         model, processor = entry.model, entry.processor
+        if top_k:
+            top_k = min(int(top_k), len(cache))  # a slider past the cache size means "all of it"
         model.set_cache(cache)
         try:
             pixel_values = processor(images=image)["pixel_values"]
