@@ -184,7 +184,17 @@ def test_api_bad_images_are_messages(server, files, name, message):
     assert "Traceback" not in str(info.value) and "/tmp" not in str(info.value)
 
 
-def test_api_batch_tar_and_images_to_jsonl(server, files, tmp_path):
+def test_api_long_and_empty_alt_texts_caption_and_say_so(server, files):
+    client = _client(server)
+    outputs = client.predict(gradio_client.handle_file(str(files / "red.png")), "lakeside " * 1111, "greedy", 3, 0.7,
+                             0.9, 4, 0, 5, 2, api_name="/caption")
+    assert "Truncated" in outputs[4] and outputs[-1][0]["error"] is None  # outputs[4]: altogether's note
+    outputs = client.predict(gradio_client.handle_file(str(files / "red.png")), "", "greedy", 3, 0.7, 0.9, 4, 0, 5, 2,
+                             api_name="/caption")
+    assert "No alt-text" in outputs[4] and all(r["error"] is None for r in outputs[-1])
+
+
+def _shard(tmp_path, files) -> Path:
     shard = tmp_path / "shard-000.tar"
     with tarfile.open(shard, "w") as tar:
         def add(name, data):
@@ -196,6 +206,11 @@ def test_api_batch_tar_and_images_to_jsonl(server, files, tmp_path):
         add("000001.json", json.dumps({"texts": [["alt", "a red square"], ["title", "geoff"]]}).encode())
         add("000002.jpg", b"garbage")
         add("000003.json", b"{}")
+    return shard
+
+
+def test_api_batch_tar_and_images_to_jsonl(server, files, tmp_path):
+    shard = _shard(tmp_path, files)
     client = _client(server)
     summary, download, _ = client.predict([gradio_client.handle_file(str(shard)), gradio_client.handle_file(str(files / "red.png"))],
                                           "greedy", 3, 0.7, 0.9, 6, 0, 5, 2, api_name="/caption_batch")
@@ -211,6 +226,7 @@ def test_api_batch_tar_and_images_to_jsonl(server, files, tmp_path):
     assert set(lines) == {"000001", "000002", "000003", "red"}
     assert lines["000001"]["error"] is None and set(lines["000001"]["captions"]) == {"altogether", "antarctic"}
     assert "not a readable image" in lines["000002"]["error"] and lines["000002"]["captions"] == {}
+    assert "BytesIO" not in lines["000002"]["error"]
     assert "no image member" in lines["000003"]["error"]
 
 
@@ -286,6 +302,15 @@ def test_browser_caption_tables_custom_cache_and_errors(page, server, captioner,
     expect(page.get_by_text("not a readable image").first).to_be_visible()
     assert "Traceback" not in page.content()
     page.screenshot(path=str(tmp_path / "error.png"), full_page=True)
+
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#batch-files input[type=file]").set_input_files(str(_shard(tmp_path, files)))
+    expect(page.locator("#batch-files")).to_contain_text("shard-000.tar")
+    page.locator("#batch-btn").click()
+    expect(page.locator("#batch-summary")).to_contain_text("3 images")
+    expect(page.locator("#batch-preview")).to_contain_text("000002")
+    expect(page.locator("#batch-download")).to_contain_text("captions.jsonl")
+    page.screenshot(path=str(tmp_path / "batch.png"), full_page=True)
 
 
 def test_space_app_builds_the_same_page(model_dirs, monkeypatch):

@@ -330,6 +330,9 @@ def batch_jsonl_line(key: str, results: list[dict] | None, error: str | None) ->
 
 
 def load_image(data, name: str):
-    from hf_captioners.altogether.image_utils import load_rgb_image
+    from hf_captioners.altogether.image_utils import ImageInputError, load_rgb_image
 
-    return load_rgb_image(data, name=name)
+    try:
+        return load_rgb_image(data, name=name)
+    except ImageInputError as error:  # PIL names in-memory data by its object repr; users want the key
+        raise ImageInputError(re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", repr(name), str(error))) from error
