@@ -129,7 +129,7 @@ def alt_text_as_seen(processor, alt_texts: list[str], input_ids=None) -> dict:
     `prompt_length`), decoded, and whether the cut removed anything."""
     from hf_captioners.altogether.processing_altogether import join_alt_texts
 
-    raw = getattr(processor, "raw_text", getattr(processor, "raw_alt_text", False))
+    raw = getattr(processor, "raw_text", False)
     joined = join_alt_texts(alt_texts or None, strip_html=getattr(processor, "strip_html", True), raw=raw)
     total = len(processor.tokenizer(joined, add_special_tokens=False)["input_ids"]) if joined else 0
     if input_ids is None:
