@@ -36,6 +36,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "RecaptionSummary",
     "ShardCaptioner",
+    "caption_shard",
     "caption_shards",
     "check_outputs",
     "expand_shard_specs",
@@ -488,6 +489,91 @@ def _remove_stale_temporaries(out: Path, shards: list[str]) -> None:
                     Path(entry.path).unlink(missing_ok=True)
 
 
+class _ShardCommitter:
+    """Turns a stream of `Batch`/`Record`/`ShardEnd` items (any shards, interleaved) into captions and commits each
+    shard when its end arrives. Shared by every engine so that a shard is written, and counted, one way only."""
+
+    def __init__(self, out: Path, captioner: ShardCaptioner, summary: RecaptionSummary,
+                 extra_formats: tuple[str, ...], accept_partial: bool):
+        self.out, self.captioner, self.summary = out, captioner, summary
+        self.extra_formats, self.accept_partial = extra_formats, accept_partial
+        self.states: dict[str, _ShardState] = {}
+
+    def take(self, item: Batch | Record | ShardEnd) -> int:
+        """Handle one item; return how many records it captioned."""
+        if isinstance(item, Batch):
+            captions = self.captioner.generate(item.features)
+            state = self.states.setdefault(item.shard, _ShardState())
+            for key, alts, caption in zip(item.keys, item.alt_texts, captions, strict=True):
+                state.captions[key] = caption
+                state.alt_texts[key] = alts
+            return len(item.keys)
+        if isinstance(item, ShardEnd):
+            self.finish(item.shard, item)
+        elif item.duplicate:
+            state = self.states.setdefault(item.shard, _ShardState())
+            state.duplicates[item.key] = state.duplicates.get(item.key, 1) + 1
+        else:
+            logger.warning("%s:%s skipped: %s", item.shard, item.key, item.error)
+            self.states.setdefault(item.shard, _ShardState()).errors.append(
+                {"key": item.key, "shard": item.shard, "error": item.error})
+        return 0
+
+    def finish(self, shard: str, end: ShardEnd) -> None:
+        out, summary, output_key = self.out, self.summary, self.captioner.output_key
+        state = self.states.pop(shard, None) or _ShardState()
+        state.drop_duplicates(shard)
+        if end.error:
+            state.errors.append({"key": None, "shard": shard, "error": end.error})
+        if end.error is None or (self.accept_partial and end.opened):
+            if end.error:
+                logger.error("%s: %s; accepted as finished with its %d readable captions (--accept-partial)",
+                             shard, end.error, len(state.captions))
+            _write_shard(out, shard, state, output_key, self.extra_formats)
+            summary.shards_done += 1
+            summary.shards_partial += end.error is not None
+        else:
+            _write_partial(out, shard, state, output_key)
+            logger.error("%s: %s; not finished: its %d readable captions are in %s, the next run retries it "
+                         "(or takes it as it is with --accept-partial)", shard, end.error, len(state.captions),
+                         shard_outputs(out, shard)["partial"].name)
+            summary.shards_failed += 1
+        summary.records += end.records
+        summary.captioned += len(state.captions)
+        summary.errors += len(state.errors)
+
+
+def caption_shard(
+    captioner: ShardCaptioner,
+    shard: str,
+    out_dir: str | os.PathLike,
+    batch_size: int = 32,
+    extra_formats: tuple[str, ...] = (),
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    accept_partial: bool = False,
+    remove_temporaries: bool = False,
+) -> RecaptionSummary:
+    """One shard read, preprocessed and captioned in this process, then committed exactly as `caption_shards`
+    commits it: the unit of work for engines that schedule shards themselves (see `recaption_ray`).
+
+    A shard whose `{shard}.json` exists is skipped, so a shard handed out twice is still written once.
+    `remove_temporaries` clears what an earlier, killed attempt at this shard left behind.
+    """
+    start = time.perf_counter()
+    out = Path(out_dir)
+    summary = RecaptionSummary()
+    if shard_outputs(out, shard)["json"].exists():
+        summary.shards_skipped = 1
+    else:
+        if remove_temporaries:
+            _remove_stale_temporaries(out, [shard])
+        committer = _ShardCommitter(out, captioner, summary, extra_formats, accept_partial)
+        for item in _read_and_preprocess(shard, (captioner.preprocess, captioner.collate), batch_size, max_pixels):
+            committer.take(item)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
 def caption_shards(
     captioner: ShardCaptioner,
     shards: list[str],
@@ -533,50 +619,14 @@ def caption_shards(
         num_workers=min(num_workers, len(todo)),
         prefetch_factor=4 if num_workers > 0 else None,
     )
-    states: dict[str, _ShardState] = {}
+    committer = _ShardCommitter(out, captioner, summary, extra_formats, accept_partial)
     bar = tqdm(desc=f"caption-shards rank {rank}", unit="img", disable=not progress)
-
-    def finish(shard: str, end: ShardEnd) -> None:
-        state = states.pop(shard, None) or _ShardState()
-        state.drop_duplicates(shard)
-        if end.error:
-            state.errors.append({"key": None, "shard": shard, "error": end.error})
-        if end.error is None or (accept_partial and end.opened):
-            if end.error:
-                logger.error("%s: %s; accepted as finished with its %d readable captions (--accept-partial)",
-                             shard, end.error, len(state.captions))
-            _write_shard(out, shard, state, captioner.output_key, extra_formats)
-            summary.shards_done += 1
-            summary.shards_partial += end.error is not None
-        else:
-            _write_partial(out, shard, state, captioner.output_key)
-            logger.error("%s: %s; not finished: its %d readable captions are in %s, the next run retries it "
-                         "(or takes it as it is with --accept-partial)", shard, end.error, len(state.captions),
-                         shard_outputs(out, shard)["partial"].name)
-            summary.shards_failed += 1
-        summary.records += end.records
-        summary.captioned += len(state.captions)
-        summary.errors += len(state.errors)
-
     for item in loader:
-        if isinstance(item, Batch):
-            captions = captioner.generate(item.features)
-            state = states.setdefault(item.shard, _ShardState())
-            for key, alts, caption in zip(item.keys, item.alt_texts, captions, strict=True):
-                state.captions[key] = caption
-                state.alt_texts[key] = alts
-            bar.update(len(item.keys))
+        captioned = committer.take(item)
+        if captioned:
+            bar.update(captioned)
             if on_batch is not None:
-                on_batch(len(item.keys))
-        elif isinstance(item, ShardEnd):
-            finish(item.shard, item)
-        elif item.duplicate:
-            state = states.setdefault(item.shard, _ShardState())
-            state.duplicates[item.key] = state.duplicates.get(item.key, 1) + 1
-        else:
-            logger.warning("%s:%s skipped: %s", item.shard, item.key, item.error)
-            states.setdefault(item.shard, _ShardState()).errors.append(
-                {"key": item.key, "shard": item.shard, "error": item.error})
+                on_batch(captioned)
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
