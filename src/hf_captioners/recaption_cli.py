@@ -1,6 +1,8 @@
 """`hf-captioners caption-shards MODEL SHARDS... --out OUT`: re-caption webdataset shards, resumably.
 
 Run under `accelerate launch` (or torchrun) for several processes / GPUs: each rank takes its own shards.
+`--engine ray` instead hands shards out one at a time to a pool of Ray actors (a local cluster, or the one at
+`--ray-address`), so stragglers hold up no one and a shard whose worker died is handed out again.
 Exit status: 0 when every shard is finished, 1 when some shard could not be read to its end (it is kept as
 `{shard}.partial.json` and retried by the next run), 2 for a mistake in the command (one line on stderr;
 the traceback with `--log-level DEBUG`).
@@ -40,6 +42,24 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+RAY_OPTIONS = ("ray_address", "ray_workers", "ray_cpus_per_worker", "ray_gpus_per_worker", "ray_max_retries",
+               "ray_temp_dir")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="saved captioner folder or Hub id (loaded with trust_remote_code)")
     parser.add_argument("shards", nargs="+", help="shard paths, globs, brace patterns, or @file listing them")
@@ -62,6 +82,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-candidates", type=int, default=None, help="antarctic: candidates re-ranked by CLIP")
     parser.add_argument("--cpu", action="store_true", help="run on CPU even where a GPU is present")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: this process (+ DataLoader workers), one rank per accelerate process; ray: a pool "
+                             "of Ray actors taking shards as they free up (pip install 'hf-captioners[ray]')")
+    ray = parser.add_argument_group("--engine ray")
+    ray.add_argument("--ray-address", default=None,
+                     help="head of a running cluster (host:port, auto or ray://...); default: start a local one")
+    ray.add_argument("--ray-workers", type=_positive_int, default=None,
+                     help="actors, each holding one model (default: as many as the cluster holds)")
+    ray.add_argument("--ray-cpus-per-worker", type=_positive_float, default=None, help="default 1")
+    ray.add_argument("--ray-gpus-per-worker", type=_non_negative_float, default=None,
+                     help="default: 1 when the cluster has GPUs and --cpu is not given, else 0")
+    ray.add_argument("--ray-max-retries", type=_non_negative_int, default=None,
+                     help="times a shard is handed out again after its worker died or raised, and times each "
+                          "worker is restarted (default 3)")
+    ray.add_argument("--ray-temp-dir", default=None, help="local cluster: folder for Ray's session files (keep it short)")
 
 
 def generate_kwargs_from(args: argparse.Namespace) -> dict:
@@ -101,11 +136,33 @@ def _operator_error(error: BaseException, message: str | None = None) -> int:
     return 2
 
 
+def _check_engine(args: argparse.Namespace) -> None:
+    given = [f"--{name.replace('_', '-')}" for name in RAY_OPTIONS if getattr(args, name, None) is not None]
+    if args.engine != "ray":
+        if given:
+            raise OperatorError(f"{', '.join(given)} given without --engine ray: add --engine ray or drop them")
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError as error:
+        raise OperatorError(f"--engine ray needs Ray, which is not installed here ({error}): "
+                            f"pip install 'hf-captioners[ray]', or use --engine local") from error
+    if args.ray_address is not None:
+        from .recaption_ray import check_address
+
+        check_address(args.ray_address)
+    if args.cpu and args.ray_gpus_per_worker:
+        raise OperatorError("--cpu with --ray-gpus-per-worker above 0: drop one of them")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
+        _check_engine(args)
         formats, shards = _plan(args)
     except (OperatorError, OSError, ValueError) as error:
         return _operator_error(error)
+    if args.engine == "ray":
+        return _run_ray(args, formats, shards)
 
     import torch
     from accelerate import PartialState
@@ -146,3 +203,45 @@ def run(args: argparse.Namespace) -> int:
     if state.is_main_process:
         print(summary.line() + (f" ({state.num_processes} processes)" if state.num_processes > 1 else ""))
     return 1 if summary.shards_failed else 0
+
+
+def _run_ray(args: argparse.Namespace, formats: tuple[str, ...], shards: list[str]) -> int:
+    """The Ray engine: this process only schedules; each actor loads the model and reads, preprocesses,
+    captions and commits whole shards."""
+    import ray
+
+    from .io_utils import atomic_write_json
+    from .recaption_ray import LoadCaptioner, RayEngineError, caption_shards_ray, start_ray
+
+    cpus = args.ray_cpus_per_worker or 1
+    local_cpus = max(os.cpu_count() or 1, int(cpus * (args.ray_workers or 1) + 0.999))
+    try:
+        started = start_ray(args.ray_address, num_cpus=None if args.ray_address else local_cpus,
+                            temp_dir=args.ray_temp_dir)
+    except (ConnectionError, OSError, ValueError, RuntimeError) as error:
+        where = f"the Ray cluster at {args.ray_address!r}" if args.ray_address else "a local Ray cluster"
+        return _operator_error(error, f"cannot start or reach {where} ({error}): check the address, or the "
+                                      f"local machine's /tmp and shared memory")
+    try:
+        gpus = args.ray_gpus_per_worker
+        if gpus is None:
+            gpus = 1.0 if not args.cpu and ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        factory = LoadCaptioner(args.model, {
+            "dtype": args.dtype, "device_map": args.device_map, "generate_kwargs": generate_kwargs_from(args),
+            "top_k": args.top_k, "num_candidates": args.num_candidates,
+        })
+        try:
+            summary = caption_shards_ray(
+                factory, shards, args.out, num_workers=args.ray_workers, num_cpus_per_worker=cpus,
+                num_gpus_per_worker=gpus, max_retries=3 if args.ray_max_retries is None else args.ray_max_retries,
+                batch_size=args.batch_size, extra_formats=formats, max_pixels=args.max_pixels,
+                accept_partial=args.accept_partial, progress=not args.no_progress,
+            )
+        except RayEngineError as error:
+            return _operator_error(error)
+    finally:
+        if started:
+            ray.shutdown()
+    atomic_write_json(f"{args.out}/_summary.ray.json", vars(summary) | {"images_per_second": summary.images_per_second})
+    print(summary.line())
+    return 1 if summary.shards_failed or summary.shards_lost else 0
