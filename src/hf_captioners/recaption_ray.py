@@ -45,10 +45,12 @@ class RayEngineError(RuntimeError):
 
 @dataclass
 class RaySummary(RecaptionSummary):
-    """`retries`: shards handed out again after their actor died or raised; `shards_lost`: shards that failed
-    `1 + max_retries` times and were left without output, for the next run."""
+    """`startup_seconds`: until the first actor had loaded its captioner; `retries`: shards handed out again
+    after their actor died or raised; `shards_lost`: shards that failed `1 + max_retries` times and were
+    left without output, for the next run."""
 
     workers: int = 0
+    startup_seconds: float = 0.0
     retries: int = 0
     shards_lost: int = 0
     lost: list[str] = field(default_factory=list)
@@ -201,6 +203,7 @@ def caption_shards_ray(
                 try:
                     logger.debug("ray worker up (pid %d)", ray.get(ref))
                     idle.append(actor)
+                    summary.startup_seconds = summary.startup_seconds or time.perf_counter() - start
                 except RayError as error:
                     logger.error("a ray worker could not start: %s", _first_line(error))
                     start_errors.append(_first_line(error))
