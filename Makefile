@@ -10,7 +10,7 @@ TEST_ENV = HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZ
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,faiss,demo,serve]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,faiss,demo,serve,ray]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -75,7 +75,11 @@ def test_convert_open_clip_and_refusal(tmp_path, capsys):
     assert set(load_state_dict(tmp_path / "args.pt")) == set(model.state_dict())
     torch.save({"state_dict": model.state_dict(), "hook": TrainingHook()}, tmp_path / "hook.pt")
     with pytest.raises(CheckpointError, match="refused to load.*TrainingHook"):
-        main(["convert", "open-clip", str(tmp_path / "hook.pt"), str(tmp_path / "never")])
+        load_state_dict(tmp_path / "hook.pt")
+    capsys.readouterr()
+    assert main(["convert", "open-clip", str(tmp_path / "hook.pt"), str(tmp_path / "never")]) == 2
+    err = capsys.readouterr().err
+    assert "convert: error: " in err and "refused to load" in err and "TrainingHook" in err and "Traceback" not in err
     assert not (tmp_path / "never").exists()
 
 

@@ -7,6 +7,8 @@ import importlib
 import logging
 import sys
 
+from .errors import OperatorError
+
 # name -> (module, help). A module provides `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS = {
     "toyworld": ("hf_captioners.toyworld.cli", "generate the seeded toy world in the real datasets' formats"),
@@ -32,10 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand. An operator's mistake (`OperatorError`, or a file or folder that is missing, of the wrong
+    kind or unreadable) ends in one line on stderr and status 2; its traceback is logged at DEBUG. Anything else
+    is a bug and propagates with its traceback."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(SUBCOMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (OperatorError, OSError) as error:
+        logging.getLogger("hf_captioners.cli").debug("%s stopped", args.command, exc_info=error)
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"hf-captioners {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import os
 import re
 import sys
 
+from .errors import OperatorError
+
 logger = logging.getLogger(__name__)
 
 DTYPES = ("float32", "float16", "bfloat16", "auto")
@@ -24,8 +26,6 @@ DTYPES = ("float32", "float16", "bfloat16", "auto")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
-class OperatorError(Exception):
-    """A mistake in the command: reported in one line (problem and fix) with exit status 2."""
 
 
 def _positive_int(text: str) -> int:

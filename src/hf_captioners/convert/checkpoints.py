@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from ..errors import OperatorError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(OperatorError, ValueError):
     """A checkpoint that cannot be read safely or does not have the expected layout."""
 
 
