@@ -193,3 +193,64 @@ def test_bad_ray_address_is_an_operator_error(altogether_dir, tiny_toyworld, tmp
         assert status == 2 and "Traceback" not in "\n".join(err), address
         assert err[-1].startswith("caption-shards: error: ") and expected in err[-1], err[-1]
     assert not (tmp_path / "out").exists()
+
+
+CLUSTER_SCRIPT = r'''
+# A two-node cluster (head + one worker node, 1 CPU each) on loopback, then "$@" against it. This runs as PID 1 of
+# a PID namespace of its own, so `ray stop --force` sees only this cluster's processes, and whatever is left when
+# it exits is killed by the kernel. `ray start` returns once its node is registered with the GCS.
+set -u
+ray_bin=$1 port=$2 temp_dir=$3
+shift 3
+trap '"$ray_bin" stop --force >&2 2>&1' EXIT
+"$ray_bin" start --head --node-ip-address 127.0.0.1 --port "$port" --num-cpus 1 --include-dashboard false \
+    --temp-dir "$temp_dir" --disable-usage-stats >&2 || exit 90
+"$ray_bin" start --address "127.0.0.1:$port" --node-ip-address 127.0.0.1 --num-cpus 1 --temp-dir "$temp_dir" \
+    --disable-usage-stats >&2 || exit 91
+"$@"
+'''
+
+
+@needs_ray
+def test_ray_engine_on_an_existing_two_node_cluster_writes_the_local_engines_bytes(
+        altogether_dir, tiny_toyworld, netns, ray_tmp, tmp_path):
+    """`ray start --head` + `ray start --address` (a second node), then `caption-shards --ray-address`: one actor
+    per node, the local engine's bytes."""
+    from hf_captioners.captioners import load_captioner
+
+    ray_bin = Path(sys.executable).with_name("ray")
+    if not ray_bin.exists() or shutil.which("unshare") is None:
+        pytest.skip("needs the `ray` command next to this Python and `unshare`")
+    pid_ns = ["ip", "netns", "exec", netns, "unshare", "--pid", "--fork", "--mount-proc", "--kill-child"]
+    probe = subprocess.run([*pid_ns, "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no PID namespaces here (unshare --pid): {probe.stderr.strip()}")
+    pattern = str(tiny_toyworld / "shards" / "train-{000000..000003}.tar")
+    shards = expand_shard_specs(pattern)
+    local = caption_shards(load_captioner(str(altogether_dir)), shards, tmp_path / "local", batch_size=5,
+                           num_workers=0, extra_formats=("jsonl",), progress=False)
+    assert local.captioned == 64
+    port = _run_in(netns, "-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
+                                "print(s.getsockname()[1])", timeout=30).stdout.strip()
+    script = tmp_path / "cluster.sh"
+    script.write_text(CLUSTER_SCRIPT)
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled", RAY_TMPDIR=str(ray_tmp),
+               PYTHONUNBUFFERED="1")
+    # The script's EXIT trap runs `ray stop --force`; on a timeout, killing unshare (--kill-child) kills the PID
+    # namespace's PID 1 and so every Ray process in it; the netns fixture deletes the network namespace.
+    result = subprocess.run(
+        [*pid_ns, "bash", script, ray_bin, port, ray_tmp, sys.executable, "-m", "hf_captioners.cli",
+         "caption-shards", altogether_dir, pattern, "--out", tmp_path / "ray", "--batch-size", "5", "--extra-formats",
+         "jsonl", "--no-progress", "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", "--ray-workers", "2"],
+        capture_output=True, text=True, env=env, timeout=180)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "Connecting to existing Ray cluster at address: 127.0.0.1:" in result.stderr
+    # the engine saw room for both 1-CPU workers, and the head has 1 CPU: the worker node had joined
+    assert "holds 1 of the 2 workers" not in result.stderr, result.stderr[-4000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("caption-shards: 4 shards done, 0 skipped, 0 failed; 64 records, 64 captioned"), last
+    assert last.endswith("ray: 2 workers, 0 retries"), last
+    for shard in shards:
+        for kind in ("json", "jsonl", "errors"):
+            ours, theirs = shard_outputs(tmp_path / "ray", shard)[kind], shard_outputs(tmp_path / "local", shard)[kind]
+            assert ours.read_bytes() == theirs.read_bytes(), (shard, kind)
