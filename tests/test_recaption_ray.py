@@ -84,6 +84,17 @@ def altogether_dir(tmp_path_factory):
 
 
 @needs_ray
+
+def _assert_all_captioned_as_locally(result, shards, tmp_path) -> None:
+    """4 shards x 16 records captioned by 2 workers with no retry, every output byte-identical to the local run's."""
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("caption-shards: 4 shards done, 0 skipped, 0 failed; 64 records, 64 captioned"), last
+    assert last.endswith("ray: 2 workers, 0 retries"), last
+    for shard in shards:
+        for kind in ("json", "jsonl", "errors"):
+            ours, theirs = shard_outputs(tmp_path / "ray", shard)[kind], shard_outputs(tmp_path / "local", shard)[kind]
+            assert ours.read_bytes() == theirs.read_bytes(), (shard, kind)
+
 def test_ray_engine_writes_the_local_engines_bytes(altogether_dir, tiny_toyworld, netns, ray_tmp, tmp_path):
     from hf_captioners.captioners import load_captioner
 
@@ -96,13 +107,7 @@ def test_ray_engine_writes_the_local_engines_bytes(altogether_dir, tiny_toyworld
                      tmp_path / "ray", "--batch-size", "5", "--extra-formats", "jsonl", "--no-progress", "--engine",
                      "ray", "--ray-workers", "2", "--ray-temp-dir", ray_tmp)
     assert result.returncode == 0, result.stderr[-3000:]
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("caption-shards: 4 shards done, 0 skipped, 0 failed; 64 records, 64 captioned"), last
-    assert last.endswith("ray: 2 workers, 0 retries"), last
-    for shard in shards:
-        for kind in ("json", "jsonl", "errors"):
-            ours, theirs = shard_outputs(tmp_path / "ray", shard)[kind], shard_outputs(tmp_path / "local", shard)[kind]
-            assert ours.read_bytes() == theirs.read_bytes(), (shard, kind)
+    _assert_all_captioned_as_locally(result, shards, tmp_path)
     again = _run_in(netns, "-m", "hf_captioners.cli", "caption-shards", altogether_dir, pattern, "--out",
                     tmp_path / "ray", "--no-progress", "--engine", "ray", "--ray-workers", "2",
                     "--ray-temp-dir", ray_tmp)
@@ -247,10 +252,4 @@ def test_ray_engine_on_an_existing_two_node_cluster_writes_the_local_engines_byt
     assert "Connecting to existing Ray cluster at address: 127.0.0.1:" in result.stderr
     # the engine saw room for both 1-CPU workers, and the head has 1 CPU: the worker node had joined
     assert "holds 1 of the 2 workers" not in result.stderr, result.stderr[-4000:]
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("caption-shards: 4 shards done, 0 skipped, 0 failed; 64 records, 64 captioned"), last
-    assert last.endswith("ray: 2 workers, 0 retries"), last
-    for shard in shards:
-        for kind in ("json", "jsonl", "errors"):
-            ours, theirs = shard_outputs(tmp_path / "ray", shard)[kind], shard_outputs(tmp_path / "local", shard)[kind]
-            assert ours.read_bytes() == theirs.read_bytes(), (shard, kind)
+    _assert_all_captioned_as_locally(result, shards, tmp_path)
