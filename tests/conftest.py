@@ -19,3 +19,17 @@ def tiny_toyworld(tmp_path_factory):
     root = tmp_path_factory.mktemp("toyworld")
     generate_toyworld(root, splits={"train": 64, "eval": 16, "backbone": 32}, shard_size=16, workers=1, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def altogether_dir(tmp_path_factory):
+    """A saved tiny Altogether that decodes greedily, so engines' outputs can be compared byte for byte."""
+    from hf_captioners.altogether.testing_altogether import tiny_altogether
+
+    model, processor = tiny_altogether(image_size=32)
+    model.generation_config.max_new_tokens = 6
+    model.generation_config.update(do_sample=False, temperature=1.0, top_p=1.0)
+    path = tmp_path_factory.mktemp("altogether")
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -23,19 +23,6 @@ def _keys(shards):
     return keys
 
 
-@pytest.fixture(scope="module")
-def altogether_dir(tmp_path_factory):
-    from hf_captioners.altogether.testing_altogether import tiny_altogether
-
-    model, processor = tiny_altogether(image_size=32)
-    model.generation_config.max_new_tokens = 6
-    model.generation_config.update(do_sample=False, temperature=1.0, top_p=1.0)  # greedy: comparable outputs
-    path = tmp_path_factory.mktemp("altogether")
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
-
-
 def _cli(*args, env_extra=None, launcher=()):
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
     return subprocess.run([*launcher, "-m", "hf_captioners.cli", "caption-shards", *map(str, args)],

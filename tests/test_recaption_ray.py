@@ -70,19 +70,6 @@ def _keys(shard: str) -> set[str]:
         return {name.rsplit(".", 1)[0] for name in tar.getnames()}
 
 
-@pytest.fixture(scope="module")
-def altogether_dir(tmp_path_factory):
-    from hf_captioners.altogether.testing_altogether import tiny_altogether
-
-    model, processor = tiny_altogether(image_size=32)
-    model.generation_config.max_new_tokens = 6
-    model.generation_config.update(do_sample=False, temperature=1.0, top_p=1.0)  # greedy: comparable bytes
-    path = tmp_path_factory.mktemp("altogether")
-    model.save_pretrained(path)
-    processor.save_pretrained(path)
-    return path
-
-
 @needs_ray
 
 def _assert_all_captioned_as_locally(result, shards, tmp_path) -> None:
