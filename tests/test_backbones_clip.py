@@ -98,6 +98,6 @@ def test_unreadable_record_is_skipped_and_named(tiny_toyworld, tmp_path, caplog)
     (tmp_path / "hf").mkdir()
     table.to_parquet(str(tmp_path / "hf" / "eval.parquet"))
     with caplog.at_level("WARNING"):
-        pixels, captions, scenes = _load_split(tmp_path, "eval", None, build_clip_image_processor(), False)
+        pixels, captions, scenes, _ = _load_split(tmp_path, "eval", None, build_clip_image_processor(), False)
     assert len(pixels) == len(captions) == len(scenes) == 15
     assert bad_key in caplog.text

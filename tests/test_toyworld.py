@@ -101,8 +101,10 @@ def test_eval_names_are_disjoint_from_train_names():
     cfg = ToyWorldConfig()
     train = {generate_example(cfg, "train", i).scene.name for i in range(300)}
     evals = {generate_example(cfg, "eval", i).scene.name for i in range(300)}
-    assert train and evals and not train & evals
-    assert all(is_eval_name(n) for n in evals) and not any(is_eval_name(n) for n in train)
+    val = {generate_example(cfg, "val", i).scene.name for i in range(300)}
+    assert train and evals and val and not train & evals and not train & val
+    assert val != evals  # the same pool, different images
+    assert all(is_eval_name(n) for n in evals | val) and not any(is_eval_name(n) for n in train)
     # The name is never part of what is drawn: COCO-style captions (image-only descriptions) never carry it.
     for i in range(50):
         ex = generate_example(cfg, "eval", i)

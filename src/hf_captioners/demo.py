@@ -19,6 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .metrics.intervals import Estimate
+from .toyworld.claims import DOWNSTREAM_METRICS, SYSTEM_METRICS, check_claims, claims_text
+
 logger = logging.getLogger(__name__)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -29,8 +32,10 @@ class Scale:
     """Sizes and step counts of one demo run."""
 
     train: int
+    val: int
     eval: int
     backbone: int
+    judge: int
     backbone_steps: dict
     pt_steps: int
     ft_epochs: int
@@ -39,28 +44,42 @@ class Scale:
     cache_size: int
     num_candidates: int
     batch_size: int = 32
+    downstream: bool = True
+    mix_shares: tuple[float, ...] = (0.5, 0.75)
 
 
 SCALES = {
-    "full": Scale(20000, 500, 10000, {}, pt_steps=300, ft_epochs=4, ft_max_steps=None, antarctic_steps=1000,
+    "full": Scale(20000, 500, 500, 10000, 5000, {}, pt_steps=300, ft_epochs=4, ft_max_steps=None, antarctic_steps=1000,
                   cache_size=2000, num_candidates=16),
-    "fast": Scale(3000, 200, 3000, {"fast": True}, pt_steps=40, ft_epochs=1, ft_max_steps=90,
-                  antarctic_steps=80, cache_size=1000, num_candidates=8),
-    "tiny": Scale(64, 16, 64, {"steps": 3}, pt_steps=2, ft_epochs=1, ft_max_steps=2,
-                  antarctic_steps=2, cache_size=200, num_candidates=2, batch_size=8),
+    "fast": Scale(3000, 200, 200, 3000, 1000, {"fast": True}, pt_steps=40, ft_epochs=1, ft_max_steps=90,
+                  antarctic_steps=80, cache_size=1000, num_candidates=8, downstream=False),
+    "tiny": Scale(64, 16, 16, 64, 64, {"steps": 3}, pt_steps=2, ft_epochs=1, ft_max_steps=2,
+                  antarctic_steps=2, cache_size=200, num_candidates=2, batch_size=8, mix_shares=(0.5,)),
 }
+JUDGE_SEED_OFFSET = 1000
 MAPPER = ["--prefix_length", "10", "--prompt_length", "32", "--mapper_num_layers", "2", "--mapper_num_heads", "4"]
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results", help="output folder")
     parser.add_argument("--fast", action="store_true", help="a smoke run (about 3 minutes)")
     parser.add_argument("--scale", choices=sorted(SCALES), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=_seed_list, default=None,
+                        help="comma-separated seeds (e.g. 0,1,2): one run per seed under --out/seed-N (a finished one "
+                             "is reused), then one report of the seed means with their intervals")
     parser.add_argument("--update-readme", action="store_true", help="write the table and plot into README.md/docs")
     parser.add_argument("--publish-only", action="store_true",
                         help="skip the run: write README.md/docs from the results.json already in --out")
     parser.add_argument("--no-progress", action="store_true")
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct comma-separated integers, got {text!r}")
+    return seeds
 
 
 class Stages:
@@ -84,11 +103,6 @@ def example(name: str, args: list) -> list[str]:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run the demo from a source checkout of hf-captioners")
     return [sys.executable, str(path), *map(str, args)]
-
-
-def cli(args: list) -> list[str]:
-    """The command line of an `hf-captioners` subcommand."""
-    return [sys.executable, "-m", "hf_captioners.cli", *map(str, args)]
 
 
 def _start(command: list[str], log: Path) -> tuple[subprocess.Popen, Path]:
@@ -132,7 +146,10 @@ def _pretrain_one(name: str, tw: Path, out: Path, options: dict, seed: int) -> d
     from . import backbones
 
     torch.set_num_threads(1)
-    recipe = {"clip": backbones.pretrain_clip, "lm": backbones.pretrain_causal_lm}[name]
+    if name == "judge":  # the evaluation CLIP: its own split and seed, used by no captioner or re-ranker
+        return backbones.pretrain_clip(tw, out / "judge_clip", seed=seed + JUDGE_SEED_OFFSET, train_split="judge",
+                                       eval_split="val", progress=False, threads=1, **options)
+    recipe = {"clip": backbones.pretrain_clip, "lm": backbones.pretrain_causal_lm, "bart": backbones.pretrain_bart}[name]
     return recipe(tw, out / name, seed=seed, progress=False, threads=1, **options)
 
 
@@ -144,8 +161,8 @@ def backbone_options(scale: Scale) -> dict:
 
 
 def pretrain_backbones(tw: Path, out: Path, scale: Scale, seed: int) -> dict:
-    """CLIP and the LM side by side, one process each. BART trains later, in the captioner lane that has
-    time to spare (`train_captioners`): in this stage it would run after the LM and lengthen the stage."""
+    """CLIP, the LM, BART and the judge CLIP, two processes at a time (CLIP and the LM first: the captioners
+    wait for them)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -153,116 +170,94 @@ def pretrain_backbones(tw: Path, out: Path, scale: Scale, seed: int) -> dict:
 
     options = backbone_options(scale)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        clip = pool.submit(_pretrain_one, "clip", tw, out, options, seed)
-        lm = pool.submit(_pretrain_one, "lm", tw, out, options, seed)
-        metrics = {"clip": clip.result(), "lm": lm.result()}
+        jobs = {name: pool.submit(_pretrain_one, name, tw, out, options, seed) for name in ("clip", "lm", "bart", "judge")}
+        metrics = {name: job.result() for name, job in jobs.items()}
     atomic_write_json(out / "metrics.json", metrics, indent=1)
     return metrics
 
 
 def train_captioners(tw: Path, bb: Path, runs: Path, scale: Scale, seed: int) -> None:
-    """Lane 1: Altogether PT then FT. Lane 2: ClipCap (FT without alt-text), BART pretraining, antarctic."""
+    """Lane 1: Altogether PT then FT. Lane 2: ClipCap PT then FT (the same budget, never an alt-text), antarctic."""
     common = ["--batch_size", scale.batch_size, "--seed", seed, "--log_every", 50, "--warmup_steps", 20]
     pt = ["--stage", "pt", "--train_shards", str(tw / "shards" / "train-*.tar"), "--vision_model", bb / "clip",
-          "--text_model", bb / "lm", *MAPPER, "--output_dir", runs / "altogether_pt", "--max_steps", scale.pt_steps,
-          "--learning_rate", "1e-3", *common]
+          "--text_model", bb / "lm", *MAPPER, "--max_steps", scale.pt_steps, "--learning_rate", "1e-3", *common]
     ft = ["--stage", "ft", "--train_json", tw / "altogether_ft" / "train.json", "--image_root", tw / "images",
           "--precompute_image_embeds", "--num_epochs", scale.ft_epochs, "--learning_rate", "8e-4", *common]
     if scale.ft_max_steps:
         ft += ["--max_steps", scale.ft_max_steps]
-    altogether = [*ft, "--resume", runs / "altogether_pt" / "final", "--output_dir", runs / "altogether"]
-    clipcap = [*ft, "--no_alt_text", "--vision_model", bb / "clip", "--text_model", bb / "lm", *MAPPER,
-               "--output_dir", runs / "clipcap"]
+    lanes = []
+    for key, extra in (("altogether", []), ("clipcap", ["--no_alt_text"])):
+        lanes.append([
+            (example("train_altogether", [*pt, *extra, "--output_dir", runs / f"{key}_pt"]), runs / f"{key}_pt.log"),
+            (example("train_altogether", [*ft, *extra, "--resume", runs / f"{key}_pt" / "final", "--output_dir",
+                                          runs / key]), runs / f"{key}.log"),
+        ])
     antarctic = ["--train_json", tw / "coco" / "dataset_coco.json", "--split", "train", "--image_root", tw / "images",
                  "--clip_model", bb / "clip", "--bart_model", bb / "bart", "--num_unigrams", scale.cache_size,
                  "--num_bigrams", scale.cache_size, "--output_dir", runs / "antarctic", "--max_steps",
                  scale.antarctic_steps, "--batch_size", min(16, scale.batch_size), "--seed", seed, "--log_every", 50,
                  # a tiny BART tuned on a CPU budget needs a larger step than the original's 3e-4 over 6 epochs
                  "--learning_rate", "3e-3", "--warmup_steps", 100]
-    bart = ["pretrain-backbones", "--toyworld", tw, "--out", bb, "--only", "bart", "--seed", seed, "--threads", 1,
-            "--no-progress"]
-    for name, value in backbone_options(scale).items():
-        bart += [f"--{name.replace('_', '-')}"] + ([] if value is True else [value])
-    run_lanes(
-        [(example("train_altogether", pt), runs / "altogether_pt.log"),
-         (example("train_altogether", altogether), runs / "altogether.log")],
-        [(example("train_altogether", clipcap), runs / "clipcap.log"), (cli(bart), runs / "bart.log"),
-         (example("train_antarctic", antarctic), runs / "antarctic.log")],
-    )
+    lanes[1].append((example("train_antarctic", antarctic), runs / "antarctic.log"))
+    run_lanes(*lanes)
 
 
-# ---- toy-world measures of the papers' claims ----------------------------------------------------------
-
-def _contains(text: str, phrase: str) -> bool:
-    return re.search(rf"\b{re.escape(phrase)}\b", text.lower()) is not None
-
-
-def errors_corrected(captions: list[str], table) -> dict:
-    """Of the eval alt-texts that state a wrong colour/shape, the share whose caption states the object's
-    true attributes and not the alt-text's wrong ones."""
-    fixed = total = 0
-    for caption, error_json, scene_json in zip(captions, table["alt_error"], table["scene"], strict=True):
-        if not error_json:
-            continue
-        error, scene = json.loads(error_json), json.loads(scene_json)
-        obj = scene["objects"][error["object"]]
-        right = f"{obj['color']} {obj['shape']}"
-        wrong_obj = dict(obj, **{error["field"]: error["wrong"]})
-        wrong = f"{wrong_obj['color']} {wrong_obj['shape']}"
-        wrong_is_true_elsewhere = any(f"{o['color']} {o['shape']}" == wrong for o in scene["objects"])
-        total += 1
-        fixed += _contains(caption or "", right) and (wrong_is_true_elsewhere or not _contains(caption or "", wrong))
-    return {"errors_corrected": fixed / total if total else None, "errors_total": total}
-
-
-def held_out_mentions(captions: list[str], table, concept: str) -> dict:
-    """How often captions name the held-out concept on images that show it, and on images that do not."""
-    shows = [any(concept in (o["color"], o["shape"]) for o in json.loads(s)["objects"]) for s in table["scene"]]
-    hits = [_contains(c or "", concept) for c in captions]
-    pos = [h for h, s in zip(hits, shows) if s]
-    neg = [h for h, s in zip(hits, shows) if not s]
-    return {"held_out_recall": sum(pos) / len(pos) if pos else None,
-            "held_out_false_positive": sum(neg) / len(neg) if neg else None, "held_out_images": len(pos)}
-
+# ---- evaluation: every system on the same test images, the judge CLIP scoring them ------------------------
 
 SYSTEMS = (
     ("alt-text copied", "copy"),
-    ("ClipCap (image only)", "clipcap"),
+    ("ClipCap (image only; PT + FT)", "clipcap"),
     ("Altogether (image + alt-text)", "altogether"),
+    ("Altogether, no alt-text at inference", "altogether_no_alt"),
     ("antarctic (beam)", "antarctic_beam"),
     ("antarctic (sample-N + CLIP re-rank)", "antarctic_sample"),
     ("antarctic (sample-N + re-rank) + custom cache entry", "antarctic_custom"),
 )
+DOWNSTREAM_CONDITIONS = (
+    ("raw alt-texts", "alt_text"),
+    ("Altogether re-captions", "altogether"),
+    ("mix (share of re-captions chosen on validation)", "mix"),
+)
 
 
-def evaluate_systems(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, concept: str, progress: bool) -> dict:
+def evaluate_systems(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, concept: str,
+                     progress: bool) -> tuple[dict, dict]:
+    """(metrics per system, per-image measures per system) on the test split (`eval`)."""
     import torch
     from transformers import AutoProcessor, CLIPModel, pipeline
 
     from .evaluation import load_eval_set, run_evaluation
     from .toyworld import COLORS, SHAPES, load_hf_split
+    from .toyworld.claims import errors_corrected, held_out_mentions
 
     examples = load_eval_set(toyworld=str(tw), split="eval", references="dense", limit=scale.eval)
     table = load_hf_split(tw, "eval").select(range(len(examples)))
-    clip = (CLIPModel.from_pretrained(bb / "clip").eval(), AutoProcessor.from_pretrained(bb / "clip"))
+    judge = (CLIPModel.from_pretrained(bb / "judge_clip").eval(), AutoProcessor.from_pretrained(bb / "judge_clip"))
     greedy = {"do_sample": False, "num_beams": 1, "max_new_tokens": 48}
-    results = {}
+    results, per_image = {}, {}
 
     def record(key, metrics):
         captions = [json.loads(line)["caption"] for line in (out / "eval" / key / "captions.jsonl").read_text().splitlines()]
-        metrics.update(errors_corrected(captions, table))
-        metrics.update(held_out_mentions(captions, table, concept))
-        results[key] = metrics
+        fixed = errors_corrected(captions, table["alt_error"], table["scene"])
+        shown, not_shown = held_out_mentions(captions, table["scene"], concept)
+        rows = {"cider_d": metrics["per_example"]["cider_d"], "clip_score": metrics["per_example"]["clip_score"],
+                "name_retention": metrics["per_example"].get("name_retention", [None] * len(captions)),
+                "errors_corrected": fixed, "held_out_recall": shown, "held_out_false_positive": not_shown}
+        metrics.update({k: _mean(v) for k, v in rows.items() if k not in ("cider_d", "clip_score")})
+        metrics.update(errors_total=sum(v is not None for v in fixed), held_out_images=sum(v is not None for v in shown))
+        results[key], per_image[key] = metrics, rows
 
-    record("copy", run_evaluation(examples, out / "eval" / "copy", baseline="alt_text", clip=clip, progress=progress))
-    for key, use_alt in (("clipcap", False), ("altogether", True)):
-        pipe = pipeline("image-to-text", model=str(runs / key / "final"), trust_remote_code=True)
-        record(key, run_evaluation(examples, out / "eval" / key, pipe=pipe, batch_size=scale.batch_size,
-                                   generate_kwargs=greedy, use_alt_text=use_alt, clip=clip, progress=progress))
-    antarctic_dir = runs / "antarctic" / "final"
-    pipe = pipeline("image-to-text", model=str(antarctic_dir), trust_remote_code=True)
-    record("antarctic_beam", run_evaluation(examples, out / "eval" / "antarctic_beam", pipe=pipe, batch_size=scale.batch_size,
-                                            use_alt_text=False, clip=clip, progress=progress))
+    def evaluate(key, **kwargs):
+        record(key, run_evaluation(examples, out / "eval" / key, batch_size=scale.batch_size, clip=judge,
+                                   progress=progress, **kwargs))
+
+    evaluate("copy", baseline="alt_text")
+    for key, model, use_alt in (("clipcap", "clipcap", False), ("altogether", "altogether", True),
+                                ("altogether_no_alt", "altogether", False)):
+        pipe = pipeline("image-to-text", model=str(runs / model / "final"), trust_remote_code=True)
+        evaluate(key, pipe=pipe, generate_kwargs=greedy, use_alt_text=use_alt)
+    pipe = pipeline("image-to-text", model=str(runs / "antarctic" / "final"), trust_remote_code=True)
+    evaluate("antarctic_beam", pipe=pipe, use_alt_text=False)
     custom = pipe.model.cache.copy()
     phrases = [f"{concept} {shape}" for shape in SHAPES] if concept in COLORS else [f"{c} {concept}" for c in COLORS]
     custom.add([concept, *phrases], text_encoder=pipe.model.text_encoder(pipe.processor.clip_tokenizer))
@@ -270,12 +265,70 @@ def evaluate_systems(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, co
     # the custom-cache row decodes exactly as the sample-N row (same settings, same seed): only the cache differs
     for key, cache in (("antarctic_sample", None), ("antarctic_custom", custom)):
         torch.manual_seed(0)
-        record(key, run_evaluation(
-            examples, out / "eval" / key, pipe=lambda images, cache=cache, **kw: pipe(
-                images, num_candidates=scale.num_candidates, generate_kwargs=sample, batch_size=kw.get("batch_size"),
-                cache=cache),
-            batch_size=scale.batch_size, use_alt_text=False, clip=clip, progress=progress))
-    return results
+        evaluate(key, use_alt_text=False, pipe=lambda images, cache=cache, **kw: pipe(
+            images, num_candidates=scale.num_candidates, generate_kwargs=sample, batch_size=kw.get("batch_size"),
+            cache=cache))
+    return results, per_image
+
+
+def _mean(values) -> float | None:
+    counted = [float(v) for v in values if v is not None]
+    return sum(counted) / len(counted) if counted else None
+
+
+def _downstream_job(kind: str, tw: Path, out: Path, runs: Path, scale: Scale, seed: int, share: float = 0.0):
+    import torch
+
+    from .toyworld import downstream
+
+    torch.set_num_threads(1)
+    if kind == "recaption":
+        return downstream.recaption_split(runs / "altogether" / "final", tw, "backbone", out, batch_size=scale.batch_size)
+    synthetic = json.loads((out.parent / "recaptions.json").read_text(encoding="utf-8")) if share else None
+    return downstream.train_condition(tw, out, synthetic, share, seed, backbone_options(scale))
+
+
+def evaluate_with_downstream(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, seed: int, concept: str,
+                             progress: bool) -> tuple[dict, dict, dict | None]:
+    """The captioners' evaluation here, while two worker processes re-caption the backbone split and train
+    the downstream CLIPs (raw alt-texts first: it needs no re-captions)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    from .io_utils import atomic_write_json
+    from .toyworld import downstream
+
+    if not scale.downstream:
+        torch.set_num_threads(1)
+        return (*evaluate_systems(tw, bb, runs, out, scale, concept, progress), None)
+    root = out / "downstream"
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = {"alt_text": pool.submit(_downstream_job, "train", tw, root / "alt_text", runs, scale, seed)}
+        recaptions = pool.submit(_downstream_job, "recaption", tw, root / "recaption", runs, scale, seed)
+        torch.set_num_threads(1)
+        results, per_image = evaluate_systems(tw, bb, runs, out, scale, concept, progress)
+        atomic_write_json(root / "recaptions.json", recaptions.result())
+        shares = {"altogether": 1.0, **{f"mix_{share:g}": share for share in scale.mix_shares}}
+        for name, share in shares.items():
+            jobs[name] = pool.submit(_downstream_job, "train", tw, root / name, runs, scale, seed, share)
+        trained = {name: job.result() for name, job in jobs.items()}
+    # the mix share: the best validation score (pretrain_clip evaluated every CLIP on `val`)
+    mixes = {name: m for name, m in trained.items() if name.startswith("mix_")}
+    chosen = max(mixes, key=lambda name: downstream.selection_score(mixes[name]))
+    conditions = {"alt_text": "alt_text", "altogether": "altogether", "mix": chosen}
+    test, per_image_test = {}, {}
+    for condition, folder in conditions.items():
+        scored = downstream.score_clip(root / folder, tw, "eval", held_out=(concept,), limit=scale.eval)
+        per_image_test[condition] = scored.pop("per_example")
+        test[condition] = scored
+    summary = {
+        "validation": {name: {k: v for k, v in m.items() if not isinstance(v, (dict, list))} for name, m in trained.items()},
+        "mix_share": shares[chosen], "mix_candidates": list(scale.mix_shares), "selection_metrics": list(downstream.SELECTION_METRICS),
+        "test": test, "recaptioned_images": len(json.loads((root / "recaptions.json").read_text(encoding="utf-8"))),
+    }
+    return results, per_image, {"summary": summary, "per_image": per_image_test}
 
 
 def recaption_eval_shards(tw: Path, runs: Path, out: Path, scale: Scale) -> dict:
@@ -318,77 +371,62 @@ def reload_and_caption(tw: Path, runs: Path) -> list[dict]:
 
 # ---- reports ---------------------------------------------------------------------------------------------
 
-def results_table(results: dict) -> str:
-    def pct(value):
-        return "–" if value is None else f"{value:.1%}"
-
-    lines = ["| system | CIDEr-D | name retention | errors corrected | CLIPScore (0–2.5) | held-out concept named (shown / not shown) |",
-             "|---|---|---|---|---|---|"]
-    for label, key in SYSTEMS:
-        m = results[key]
-        lines.append(f"| {label} | {m['cider_d'] * 100:.1f} | {pct(m.get('name_retention'))} | {pct(m['errors_corrected'])} | "
-                     f"{m.get('clip_score', 0.0):.3f} | {pct(m['held_out_recall'])} / {pct(m['held_out_false_positive'])} |")
+def _estimates_table(estimates: dict, rows: tuple, columns: tuple) -> str:
+    head = "| | " + " | ".join(label for label, _, _ in columns) + " |"
+    lines = [head, "|---" * (len(columns) + 1) + "|"]
+    for label, key in rows:
+        if key not in estimates:
+            continue
+        cells = []
+        for _, metric, scale in columns:
+            est = Estimate(estimates[key].get(metric) or {"value": None})
+            cells.append(est.text(scale, digits=3 if scale == 1.0 else 1))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def check_claims(results: dict) -> list[dict]:
-    """The claims the demo exists to show, each decided from the measured rows by the rule in its text."""
-    def cider(key):
-        return results[key]["cider_d"] * 100
-
-    def share(key, metric):
-        return results[key].get(metric) or 0.0
-
-    with_entry, without = share("antarctic_custom", "held_out_recall"), share("antarctic_sample", "held_out_recall")
-    return [
-        {"claim": "Altogether beats the copied alt-text on CIDEr-D by at least 10 points",
-         "shown": cider("altogether") - cider("copy") >= 10, "evidence": f"{cider('altogether'):.1f} vs {cider('copy'):.1f}"},
-        {"claim": "Altogether beats image-only ClipCap on CIDEr-D by at least 10 points",
-         "shown": cider("altogether") - cider("clipcap") >= 10,
-         "evidence": f"{cider('altogether'):.1f} vs {cider('clipcap'):.1f}"},
-        {"claim": "Altogether keeps most names that only the alt-text has (over 50%)",
-         "shown": share("altogether", "name_retention") > 0.5,
-         "evidence": f"{share('altogether', 'name_retention'):.1%} (ClipCap {share('clipcap', 'name_retention'):.1%})"},
-        {"claim": "Altogether corrects wrong alt-text attributes (at least 1 in 4)",
-         "shown": share("altogether", "errors_corrected") >= 0.25,
-         "evidence": f"{share('altogether', 'errors_corrected'):.1%} (copy {share('copy', 'errors_corrected'):.1%}, "
-                     f"ClipCap {share('clipcap', 'errors_corrected'):.1%})"},
-        {"claim": "antarctic names the held-out concept only when the cache has it (sample-N + CLIP re-ranking, same "
-                  "seed: at least 50% of the images showing it with the custom entry, at most 5% without)",
-         "shown": with_entry >= 0.5 and without <= 0.05,
-         "evidence": f"{with_entry:.1%} with the entry vs {without:.1%} without "
-                     f"(beam search without: {share('antarctic_beam', 'held_out_recall'):.1%})"},
-    ]
+def results_table(estimates: dict) -> str:
+    return _estimates_table(estimates, SYSTEMS, SYSTEM_METRICS)
 
 
-def claims_text(claims: list[dict]) -> str:
-    return "\n".join(f"- {'shown' if c['shown'] else '**not shown**'}: {c['claim']}: {c['evidence']}" for c in claims)
+def downstream_table(estimates: dict) -> str:
+    return _estimates_table(estimates, DOWNSTREAM_CONDITIONS, DOWNSTREAM_METRICS)
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(summary: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [label.replace(" (", "\n(") for label, _ in SYSTEMS]
-    keys = [key for _, key in SYSTEMS]
-    panels = (("CIDEr-D", [results[k]["cider_d"] * 100 for k in keys]),
-              ("name retention (%)", [100 * (results[k].get("name_retention") or 0) for k in keys]),
-              ("alt-text errors corrected (%)", [100 * (results[k]["errors_corrected"] or 0) for k in keys]),
-              ("held-out concept named on images\nthat show it (%)", [100 * (results[k]["held_out_recall"] or 0) for k in keys]))
-    fig, axes = plt.subplots(1, len(panels), figsize=(20, 5.2))
-    colors = ["#9e9e9e", "#64b5f6", "#1565c0", "#ffb74d", "#f57c00", "#e65100"]
-    for ax, (title, values) in zip(axes, panels):
-        ax.bar(range(len(values)), values, color=colors)
-        ax.set_title(title)
-        ax.set_xticks(range(len(values)), labels, rotation=60, ha="right", fontsize=8)
+    systems = summary["estimates"]
+    panels = [(title, [(label, systems[key][metric]) for label, key in SYSTEMS], scale)
+              for title, metric, scale in (("CIDEr-D", "cider_d", 100.0), ("name retention (%)", "name_retention", 100.0),
+                                           ("alt-text errors corrected (%)", "errors_corrected", 100.0),
+                                           ("held-out concept named on images\nthat show it (%)", "held_out_recall", 100.0))]
+    downstream = summary.get("downstream_estimates")
+    if downstream:
+        for title, metric in (("downstream CLIP: zero-shot\ncolour+shape (%)", "zero_shot_object_acc"),
+                              ("downstream CLIP: image→text R@1 (%)", "recall_at_1")):
+            panels.append((title, [(label, downstream[key][metric]) for label, key in DOWNSTREAM_CONDITIONS], 100.0))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 5.4))
+    palette = ["#9e9e9e", "#64b5f6", "#1565c0", "#90caf9", "#ffb74d", "#f57c00", "#e65100"]
+    for ax, (title, bars, scale) in zip(axes, panels):
+        values = [(b["value"] or 0.0) * scale for _, b in bars]
+        errors = [[(v - (b["low"] if b["low"] is not None else b["value"] or 0.0) * scale) for v, (_, b) in zip(values, bars)],
+                  [((b["high"] if b["high"] is not None else b["value"] or 0.0) * scale - v) for v, (_, b) in zip(values, bars)]]
+        ax.bar(range(len(values)), values, yerr=errors, capsize=3, color=palette[: len(values)] if len(values) > 3
+               else ["#9e9e9e", "#1565c0", "#2e7d32"])
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(range(len(values)), [label.replace(" (", "\n(") for label, _ in bars], rotation=60, ha="right",
+                      fontsize=7)
         for i, v in enumerate(values):
-            ax.text(i, v, f"{v:.0f}", ha="center", va="bottom", fontsize=8)
-    fig.suptitle("toy-world reproduction (same eval images for every system)")
+            ax.text(i, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
+    seeds = ", ".join(map(str, summary["seeds"]))
+    fig.suptitle(f"toy-world reproduction, test split, seeds {seeds} (bars: mean; whiskers: bootstrap 95% interval)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -415,7 +453,7 @@ def samples_html(tw: Path, out: Path, n: int = 12) -> None:
     page = ("<!doctype html><meta charset=utf-8><title>hf-captioners toy-world samples</title><style>"
             "body{font-family:sans-serif;max-width:1100px;margin:auto}.s{display:flex;gap:16px;margin:14px 0;"
             "border-bottom:1px solid #ddd;padding-bottom:10px}img{image-rendering:pixelated}</style>"
-            "<h1>Toy-world samples</h1>" + "".join(cells))
+            "<h1>Toy-world samples (test split)</h1>" + "".join(cells))
     from .io_utils import atomic_write_text
 
     atomic_write_text(out / "samples.html", page)
@@ -432,76 +470,179 @@ def update_readme(readme: Path, table: str, plot_path: Path) -> None:
     atomic_write_text(readme, re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S))
 
 
+def report_body(summary: dict) -> str:
+    seeds = summary["seeds"]
+    runs = summary["runs"]
+    n = runs[0]["test_images"]
+    header = (f"Measured by `{summary['command']}` ({summary['scale']} scale; seeds {', '.join(map(str, seeds))}; "
+              f"{sum(r['seconds'] for r in runs) / len(runs):.0f}s per seed on {summary['machine']['cpus']} CPUs), every "
+              f"row on the same {n} test-split images per seed. Each cell: the mean over seeds and its bootstrap 95% "
+              "interval over images (2,000 replicates; per-seed values and spread in results.json). CLIPScore is "
+              "measured by a judge CLIP trained on its own split with its own seed, used by no captioner or re-ranker. "
+              f"Held-out concept: `{summary['held_out_concept']}`, never in the captioners' training captions; the "
+              f"custom-cache row adds it and `{summary['held_out_concept']} <shape>` entries to antarctic's cache at "
+              "inference, with no retraining. Rules of the claims and what was tuned where: docs/protocol.md.")
+    body = [header, "", results_table(summary["estimates"])]
+    if summary.get("downstream_estimates"):
+        shares = sorted({r["downstream"]["mix_share"] for r in runs if r.get("downstream")})
+        body += ["", f"Downstream: the same toy CLIP recipe trained on the backbone split's "
+                     f"{runs[0]['downstream']['recaptioned_images']} images with three kinds of text, scored on the "
+                     f"test split (mix share chosen on validation: {', '.join(f'{s:g}' for s in shares)}).", "",
+                 downstream_table(summary["downstream_estimates"])]
+    body += ["", claims_text(summary["claims"])]
+    return "\n".join(body)
+
+
 def publish(out: Path) -> None:
     """README's results block and docs/results.png from a finished run's results.json (never hand-typed)."""
     root = Path(__file__).resolve().parents[2]
+    if not (root / "README.md").exists():
+        raise FileNotFoundError(f"no README.md at {root}: --update-readme works from a source checkout only")
     summary = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    plot(summary["systems"], root / "docs" / "results.png")
-    header = (f"Measured by `make demo` ({summary['scale']} scale, {summary['seconds']:.0f}s on a 2-core CPU), every row on the "
-              f"same {summary['systems']['copy']['n']} eval images. Held-out concept: `{summary['held_out_concept']}`, never in "
-              f"the captioners' training captions; the custom-cache row adds it and `{summary['held_out_concept']} <shape>` "
-              "entries to antarctic's cache at inference, with no retraining.")
-    body = results_table(summary["systems"]) + "\n\n" + claims_text(check_claims(summary["systems"]))
-    update_readme(root / "README.md", header + "\n\n" + body, Path("docs/results.png"))
+    plot(summary, root / "docs" / "results.png")
+    update_readme(root / "README.md", report_body(summary), Path("docs/results.png"))
+
+
+def machine_info() -> dict:
+    import platform
+
+    import torch
+
+    flags = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cpu_flags": flags,
+            "processor": platform.processor()}
+
+
+def code_revision() -> dict:
+    from . import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    info = {"version": __version__}
+    if (root / ".git").exists():
+        def git(*args):
+            return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True).stdout.strip()
+
+        info.update(commit=git("rev-parse", "HEAD"), dirty=bool(git("status", "--porcelain", "--untracked-files=no")))
+    return info
+
+
+def run_seed(out: Path, seed: int, scale_name: str, progress: bool) -> dict:
+    """One seeded run (its own toy world, backbones and captioners) into `out`: `run.json` + `per_image.json`."""
+    from dataclasses import asdict
+
+    from .io_utils import atomic_write_json
+    from .toyworld import ToyWorldConfig, generate_toyworld
+
+    started = time.perf_counter()
+    scale = SCALES[scale_name]
+    tw, bb, runs = out / "toyworld", out / "backbones", out / "runs"
+    config = ToyWorldConfig(seed=seed)
+    concept = config.held_out[0]
+    stages = Stages()
+    splits = {"train": scale.train, "val": scale.val, "eval": scale.eval, "backbone": scale.backbone, "judge": scale.judge}
+    world = stages.run("toy world", generate_toyworld, tw, splits=splits, config=config,
+                       shard_size=max(scale.eval // 2, 8), progress=progress)
+    backbones = stages.run("toy CLIP, LM, BART and the judge CLIP", pretrain_backbones, tw, bb, scale, seed)
+    stages.run("train Altogether (PT, FT), ClipCap (PT, FT) and antarctic", train_captioners, tw, bb, runs, scale, seed)
+    results, per_image, downstream = stages.run(
+        "evaluate" + (" and the downstream CLIPs" if scale.downstream else ""), evaluate_with_downstream,
+        tw, bb, runs, out, scale, seed, concept, progress)
+    recaption = stages.run("re-caption test shards", recaption_eval_shards, tw, runs, out, scale)
+    shown = stages.run("reload and caption through the pipelines", reload_and_caption, tw, runs)
+    samples_html(tw, out, n=min(12, scale.eval))
+    summary = {
+        "seed": seed, "scale": scale_name, "config": {"scale": asdict(scale), "toyworld": asdict(config)},
+        "seconds": round(time.perf_counter() - started, 1), "stage_seconds": stages.seconds,
+        "toyworld": world["splits"], "backbones": backbones, "held_out_concept": concept, "test_images": scale.eval,
+        "systems": {key: {k: v for k, v in results[key].items() if k != "per_example"} for _, key in SYSTEMS},
+        "downstream": downstream["summary"] if downstream else None,
+        "recaption": recaption, "pipeline_samples": shown, "machine": machine_info(), "revision": code_revision(),
+    }
+    atomic_write_json(out / "per_image.json", {"systems": per_image,
+                                               "downstream": downstream["per_image"] if downstream else None})
+    atomic_write_json(out / "run.json", summary, indent=1)
+    return summary
+
+
+def aggregate(out: Path, seed_dirs: list[Path], command: str) -> dict:
+    """The report of one or more finished seeds: estimates with intervals, claims, tables, plot."""
+    from .io_utils import atomic_write_json, atomic_write_text
+    from .toyworld.claims import summarise
+
+    runs = [json.loads((d / "run.json").read_text(encoding="utf-8")) for d in seed_dirs]
+    images = [json.loads((d / "per_image.json").read_text(encoding="utf-8")) for d in seed_dirs]
+    if len({r["scale"] for r in runs}) != 1:
+        raise ValueError(f"the seeds under {out} were run at different scales: {[r['scale'] for r in runs]}")
+    systems = [i["systems"] for i in images]
+    downstream = [i["downstream"] for i in images] if all(i["downstream"] for i in images) else None
+    summary = {
+        "command": command, "scale": runs[0]["scale"], "seeds": [r["seed"] for r in runs],
+        "held_out_concept": runs[0]["held_out_concept"], "machine": runs[0]["machine"],
+        "revisions": sorted({json.dumps(r["revision"], sort_keys=True) for r in runs}),
+        "estimates": summarise(systems, [k for _, k in SYSTEMS], [m for _, m, _ in SYSTEM_METRICS]),
+        "downstream_estimates": summarise(downstream, [k for _, k in DOWNSTREAM_CONDITIONS],
+                                          [m for _, m, _ in DOWNSTREAM_METRICS]) if downstream else None,
+        "claims": check_claims(systems, downstream),
+        "runs": [{k: r[k] for k in ("seed", "seconds", "stage_seconds", "systems", "downstream", "backbones",
+                                    "recaption", "test_images", "config", "revision")} for r in runs],
+    }
+    atomic_write_json(out / "results.json", summary, indent=1)
+    plot(summary, out / "plot.png")
+    atomic_write_text(out / "results.md", "# Toy-world reproduction\n\n" + report_body(summary) + "\n\nStage times (s), per seed: "
+                      + json.dumps({r["seed"]: r["stage_seconds"] for r in runs}) + "\n")
+    return summary
 
 
 def run(args: argparse.Namespace) -> int:
-    from .io_utils import atomic_write_json, atomic_write_text
-    from .toyworld import ToyWorldConfig, generate_toyworld
-
+    out = Path(args.out)
     if args.publish_only:
-        publish(Path(args.out))
-        print(f"demo: README.md and docs/results.png written from {args.out}/results.json")
+        publish(out)
+        print(f"demo: README.md and docs/results.png written from {out}/results.json")
         return 0
     started = time.perf_counter()
     scale_name = args.scale or ("fast" if args.fast else "full")
-    scale = SCALES[scale_name]
-    out = Path(args.out)
-    tw, bb, runs = out / "toyworld", out / "backbones", out / "runs"
-    config = ToyWorldConfig(seed=args.seed)
-    concept = config.held_out[0]
     progress = not args.no_progress
-    stages = Stages()
-    world = stages.run("toy world", generate_toyworld, tw, splits={"train": scale.train, "eval": scale.eval,
-                       "backbone": scale.backbone}, config=config, shard_size=max(scale.eval // 2, 8), progress=progress)
-    backbones = stages.run("toy CLIP and LM", pretrain_backbones, tw, bb, scale, args.seed)
-    stages.run("train Altogether (PT, FT), ClipCap, BART and antarctic", train_captioners, tw, bb, runs, scale, args.seed)
-    backbones["bart"] = json.loads((bb / "bart" / "pretrain_metrics.json").read_text(encoding="utf-8"))
-    results = stages.run("evaluate", evaluate_systems, tw, bb, runs, out, scale, concept, progress)
-    recaption = stages.run("re-caption eval shards", recaption_eval_shards, tw, runs, out, scale)
-    shown = stages.run("reload and caption through the pipelines", reload_and_caption, tw, runs)
-
-    table = results_table(results)
-    claims = check_claims(results)
-    plot(results, out / "plot.png")
-    samples_html(tw, out, n=min(12, scale.eval))
-    summary = {
-        "scale": scale_name, "seconds": round(time.perf_counter() - started, 1), "stage_seconds": stages.seconds,
-        "toyworld": world["splits"], "backbones": backbones, "held_out_concept": concept,
-        "systems": {key: {k: v for k, v in results[key].items() if k != "per_example"} for _, key in SYSTEMS},
-        "claims": claims, "recaption": recaption, "pipeline_samples": shown,
-    }
-    atomic_write_json(out / "results.json", summary, indent=1)
-    clip_r1 = backbones["clip"].get("recall_at_1", backbones["clip"].get("eval_recall_at_1"))
-    report = [f"# Toy-world reproduction ({scale_name}, {summary['seconds']:.0f}s on {os.cpu_count()} CPUs)", "", table, "",
-              claims_text(claims), "",
-              f"Held-out concept: `{concept}` (absent from the captioners' training split and default cache).",
-              f"Toy CLIP image->text R@1: {clip_r1}; LM perplexity: {backbones['lm'].get('eval_perplexity')}; "
-              f"BART perplexity: {backbones['bart'].get('eval_perplexity')}, table copy rate: "
-              f"{backbones['bart'].get('table_copy_rate')}.",
-              f"Re-captioning the eval shards: {recaption['line']}", "", "Stage times (s): " + json.dumps(stages.seconds)]
-    atomic_write_text(out / "results.md", "\n".join(report) + "\n")
+    command = "hf-captioners demo" + (" --fast" if args.fast else "") + (
+        f" --seeds {','.join(map(str, args.seeds))}" if args.seeds else "")
+    if args.seeds:
+        seed_dirs = []
+        for seed in args.seeds:
+            folder = out / f"seed-{seed}"
+            done = folder / "run.json"
+            if done.exists() and json.loads(done.read_text(encoding="utf-8"))["scale"] == scale_name:
+                logger.info("seed %d: reusing the finished run in %s", seed, folder)
+            else:
+                run_seed(folder, seed, scale_name, progress)
+            seed_dirs.append(folder)
+    else:
+        run_seed(out, args.seed, scale_name, progress)
+        seed_dirs = [out]
+    summary = aggregate(out, seed_dirs, command)
     if args.update_readme:
         publish(out)
-
-    print(table)
+    print(results_table(summary["estimates"]))
+    if summary["downstream_estimates"]:
+        print()
+        print(downstream_table(summary["downstream_estimates"]))
     print()
-    print(claims_text(claims))
+    print(claims_text(summary["claims"]))
     print()
-    for sample in shown:
+    for sample in json.loads((seed_dirs[0] / "run.json").read_text(encoding="utf-8"))["pipeline_samples"]:
         print(json.dumps(sample, ensure_ascii=False))
-    print(f"demo: {scale_name} run in {summary['seconds']:.0f}s; Altogether CIDEr-D {results['altogether']['cider_d'] * 100:.1f} "
-          f"vs copy {results['copy']['cider_d'] * 100:.1f} vs ClipCap {results['clipcap']['cider_d'] * 100:.1f}; "
-          f"claims shown {sum(c['shown'] for c in claims)}/{len(claims)}; "
+    est = summary["estimates"]
+    decided = [c for c in summary["claims"] if c["shown"] is not None]
+    print(f"demo: {scale_name} run, seeds {','.join(map(str, summary['seeds']))}, in {time.perf_counter() - started:.0f}s; "
+          f"test-split CIDEr-D Altogether {est['altogether']['cider_d']['value'] * 100:.1f} vs copy "
+          f"{est['copy']['cider_d']['value'] * 100:.1f} vs ClipCap {est['clipcap']['cider_d']['value'] * 100:.1f}; "
+          f"claims shown {sum(bool(c['shown']) for c in decided)}/{len(decided)}"
+          f"{'' if len(decided) == len(summary['claims']) else ' (downstream not run)'}; "
           f"results in {out}/results.md, plot.png, samples.html")
     return 0

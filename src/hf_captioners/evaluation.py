@@ -228,6 +228,7 @@ def score_captions(
         names = alt_text_retention(preds, alts, names=[ex.name for ex in examples])
         result["name_retention"] = names["retention"]
         result["name_retention_n"] = names["n_scored"]
+        result["per_example"]["name_retention"] = names["scores"]
     if clip is not None:
         from .metrics import clip_scores
 

@@ -61,9 +61,14 @@ def build_clip_image_processor(size: int = 64):
     )
 
 
-def _load_split(root, split: str, limit: int | None, image_processor, progress: bool):
-    """Pixels of every image (preprocessed once, they are tiny), each image's captions and scene.
+TEXT_SOURCES = ("captions", "alt_texts")
 
+
+def _load_split(root, split: str, limit: int | None, image_processor, progress: bool, text_source: str = "captions"):
+    """Pixels of every image (preprocessed once, they are tiny), each image's texts, scene and key.
+
+    `text_source`: "captions" (the five short captions and the name-free dense caption: clean text) or
+    "alt_texts" (the record's raw web alt-texts, empty ones included: what a CLIP trained on the web reads).
     A record whose image or scene cannot be read is logged and skipped, so one bad record does not stop a run.
     """
     import datasets
@@ -72,18 +77,24 @@ def _load_split(root, split: str, limit: int | None, image_processor, progress: 
     from ..altogether.image_utils import ImageInputError, load_rgb_image
     from ..toyworld import load_hf_split
 
+    if text_source not in TEXT_SOURCES:
+        raise ValueError(f"text_source must be one of {TEXT_SOURCES}, got {text_source!r}")
     table = load_hf_split(Path(root), split).cast_column("image", datasets.Image(decode=False))
     if limit is not None:
         table = table.select(range(min(limit, len(table))))
-    pixels, captions, scenes, skipped = [], [], [], 0
+    pixels, captions, scenes, keys, skipped = [], [], [], [], 0
     chunk = 500
     for start in tqdm(range(0, len(table), chunk), desc=f"clip: load {split}", disable=not progress):
         rows = table[start : start + chunk]
         images = []
-        for key, image, short, scene in zip(rows["key"], rows["image"], rows["captions"], rows["scene"]):
+        for key, image, short, alts, scene in zip(rows["key"], rows["image"], rows["captions"], rows["alt_texts"],
+                                                  rows["scene"]):
             try:
                 rgb = load_rgb_image(image["bytes"], name=f"{split} record {key}")
-                texts = [c for c in short if c and c.strip()] + [caption_without_name(scene, key)]
+                if text_source == "captions":
+                    texts = [c for c in short if c and c.strip()] + [caption_without_name(scene, key)]
+                else:
+                    texts = list(alts) or [""]
                 parsed = json.loads(scene)
             except (ImageInputError, ValueError) as error:
                 skipped += 1
@@ -92,24 +103,30 @@ def _load_split(root, split: str, limit: int | None, image_processor, progress: 
             images.append(rgb)
             captions.append(texts)
             scenes.append(parsed)
+            keys.append(key)
         if images:
             pixels.append(image_processor(images=images, return_tensors="pt")["pixel_values"])
     if not captions:
         raise ValueError(f"no readable {split!r} records under {root}")
     if skipped:
         logger.warning("clip: %d unreadable %s records skipped", skipped, split)
-    return torch.cat(pixels), captions, scenes
+    return torch.cat(pixels), captions, scenes, keys
 
 
-def _batches(pixels: torch.Tensor, captions: list[list[str]], tokenizer, batch_size: int, seed: int):
-    """Endless shuffled batches; each image paired with one of its captions drawn at random."""
+def _batches(pixels: torch.Tensor, captions: list[list[str]], tokenizer, batch_size: int, seed: int,
+             synthetic: list[str | None] | None = None, synthetic_share: float = 0.0):
+    """Endless shuffled batches; each image paired with one of its captions drawn at random, or, with
+    probability `synthetic_share`, with its synthetic caption (MetaCLIP's mix of alt-texts and re-captions)."""
     rng = random.Random(seed)
     generator = torch.Generator().manual_seed(seed)
     while True:
         order = torch.randperm(len(pixels), generator=generator)
         for start in range(0, len(order) - batch_size + 1, batch_size):
             index = order[start : start + batch_size]
-            texts = [rng.choice(captions[i]) for i in index.tolist()]
+            texts = []
+            for i in index.tolist():
+                use_synthetic = synthetic is not None and synthetic[i] is not None and rng.random() < synthetic_share
+                texts.append(synthetic[i] if use_synthetic else rng.choice(captions[i]))
             tokens = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
             yield {"pixel_values": pixels[index], **tokens, "return_loss": True}
 
@@ -137,39 +154,69 @@ def _pooled(output) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate_clip(model, tokenizer, pixels: torch.Tensor, captions: list[list[str]], scenes: list[dict] | None = None):
-    """Image->text retrieval on a held-out split.
+def evaluate_clip(model, tokenizer, pixels: torch.Tensor, captions: list[list[str]], scenes: list[dict] | None = None,
+                  held_out: tuple[str, ...] = (), per_example: bool = False):
+    """Retrieval and zero-shot classification on a held-out split.
 
     - recall_at_1: each image against the name-free dense captions of ALL images of the split (one
-      per image, N-way; chance 1/N); a hit is the image's own caption.
+      per image, N-way; chance 1/N); a hit is the image's own caption. text_recall_at_1: each dense caption
+      against all images.
     - recall_at_1_short: each image against all 5N short captions; a hit is a caption whose text is one of
       the image's own five (identical texts of other images count too, they describe it equally well).
     - zero-shot object accuracy on one-object images: "a {colour} {shape}" over all colour x shape
-      prompts; colour, shape and both correct (chance 1/11, 1/7, 1/77).
+      prompts; colour, shape and both correct (chance 1/11, 1/7, 1/77); zero_shot_held_out_acc: on the
+      one-object images showing a `held_out` concept, whether the predicted attribute of that kind is right.
+    With `per_example`, the result also has "per_example": each metric as a list over images (None where an
+    image does not count), for bootstrap intervals.
     """
     from ..toyworld import COLORS, SHAPES
 
+    n = len(captions)
     images = encode_clip_images(model, pixels)
     dense = [c[-1] for c in captions]
-    sims = images @ _encode_texts(model, tokenizer, dense).T
-    metrics = {"recall_at_1": (sims.argmax(1) == torch.arange(len(dense))).float().mean().item()}
+    dense_features = _encode_texts(model, tokenizer, dense)
+    sims = images @ dense_features.T
+    own = torch.arange(n)
+    rows: dict[str, list] = {
+        "recall_at_1": (sims.argmax(1) == own).tolist(),
+        "text_recall_at_1": (sims.argmax(0) == own).tolist(),
+    }
     short = [c for caps in captions for c in caps[:-1]]
-    owner_texts = [set(caps[:-1]) for caps in captions]
-    best = (images @ _encode_texts(model, tokenizer, short).T).argmax(1).tolist()
-    metrics["recall_at_1_short"] = float(np.mean([short[j] in owner_texts[i] for i, j in enumerate(best)]))
-    metrics["chance_dense"] = 1.0 / len(dense)
+    if short:
+        owner_texts = [set(caps[:-1]) for caps in captions]
+        best = (images @ _encode_texts(model, tokenizer, short).T).argmax(1).tolist()
+        rows["recall_at_1_short"] = [short[j] in owner_texts[i] for i, j in enumerate(best)]
     if scenes is not None:
-        single = [i for i, s in enumerate(scenes) if len(s["objects"]) == 1]
-        if single:
-            pairs = [(c, s) for c in COLORS for s in SHAPES]
-            prompts = _encode_texts(model, tokenizer, [f"a {c} {s}" for c, s in pairs])
-            guess = (images[single] @ prompts.T).argmax(1).tolist()
-            truth = [(scenes[i]["objects"][0]["color"], scenes[i]["objects"][0]["shape"]) for i in single]
-            metrics["zero_shot_color_acc"] = float(np.mean([pairs[g][0] == t[0] for g, t in zip(guess, truth)]))
-            metrics["zero_shot_shape_acc"] = float(np.mean([pairs[g][1] == t[1] for g, t in zip(guess, truth)]))
-            metrics["zero_shot_object_acc"] = float(np.mean([pairs[g] == t for g, t in zip(guess, truth)]))
-            metrics["zero_shot_images"] = len(single)
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+        pairs = [(c, s) for c in COLORS for s in SHAPES]
+        prompts = _encode_texts(model, tokenizer, [f"a {c} {s}" for c, s in pairs])
+        guesses = (images @ prompts.T).argmax(1).tolist()
+        color, shape, both, held = ([None] * n for _ in range(4))
+        for i, scene in enumerate(scenes):
+            if len(scene["objects"]) != 1:
+                continue
+            truth, guess = scene["objects"][0], pairs[guesses[i]]
+            color[i], shape[i] = guess[0] == truth["color"], guess[1] == truth["shape"]
+            both[i] = color[i] and shape[i]
+            if truth["color"] in held_out:
+                held[i] = color[i]
+            elif truth["shape"] in held_out:
+                held[i] = shape[i]
+        rows.update(zero_shot_color_acc=color, zero_shot_shape_acc=shape, zero_shot_object_acc=both)
+        if held_out:
+            rows["zero_shot_held_out_acc"] = held
+    metrics: dict = {}
+    for name, values in rows.items():
+        counted = [float(v) for v in values if v is not None]
+        if counted:
+            metrics[name] = round(float(np.mean(counted)), 4)
+    metrics["chance_dense"] = round(1.0 / n, 6)
+    if scenes is not None:
+        metrics["zero_shot_images"] = sum(v is not None for v in rows["zero_shot_object_acc"])
+        if held_out:
+            metrics["zero_shot_held_out_images"] = sum(v is not None for v in rows["zero_shot_held_out_acc"])
+    if per_example:
+        metrics["per_example"] = {k: [None if v is None else float(v) for v in values] for k, values in rows.items()}
+    return metrics
 
 
 def pretrain_clip(
@@ -185,8 +232,17 @@ def pretrain_clip(
     eval_limit: int | None = None,
     threads: int | None = None,
     progress: bool = True,
+    train_split: str = "backbone",
+    eval_split: str = "eval",
+    text_source: str = "captions",
+    synthetic: dict[str, str] | None = None,
+    synthetic_share: float = 0.0,
 ) -> dict:
-    """Pretrain a tiny CLIP on the backbone split, evaluate on the eval split, save to `out_dir`.
+    """Pretrain a tiny CLIP on `train_split` (the backbone split), evaluate on `eval_split`, save to `out_dir`.
+
+    `text_source` picks the training texts ("captions" or the raw "alt_texts"); `synthetic` ({record key:
+    caption}, e.g. Altogether's re-captions of the same images) replaces them with probability
+    `synthetic_share` per drawn pair (1.0: re-captions only).
 
     `out_dir` gets the model, the CLIP tokenizer (open_clip's vocabulary) and the image processor, so
     `CLIPModel.from_pretrained` + `CLIPProcessor.from_pretrained` (or AutoModel/AutoTokenizer) load it.
@@ -209,20 +265,29 @@ def pretrain_clip(
         image_size = config.vision_config.image_size
         tokenizer = build_clip_tokenizer(context_length=config.text_config.max_position_embeddings)
         image_processor = build_clip_image_processor(image_size)
-        pixels, captions, _ = _load_split(toyworld_root, "backbone", limit, image_processor, progress)
+        if not 0.0 <= synthetic_share <= 1.0:
+            raise ValueError(f"synthetic_share must be in [0, 1], got {synthetic_share}")
+        pixels, captions, _, keys = _load_split(toyworld_root, train_split, limit, image_processor, progress, text_source)
+        per_image = None
+        if synthetic is not None:
+            per_image = [synthetic.get(k) for k in keys]
+            missing = sum(c is None for c in per_image)
+            if missing:
+                logger.warning("clip: %d of %d images have no synthetic caption; they keep their own texts",
+                               missing, len(keys))
         model = CLIPModel(config)
-        losses = train_loop(
-            model, _batches(pixels, captions, tokenizer, min(batch_size, len(pixels)), seed), steps, lr,
-            warmup=50, weight_decay=0.1, desc="clip", progress=progress,
-        )
+        batches = _batches(pixels, captions, tokenizer, min(batch_size, len(pixels)), seed, per_image, synthetic_share)
+        losses = train_loop(model, batches, steps, lr, warmup=50, weight_decay=0.1, desc="clip", progress=progress)
         train_seconds = time.perf_counter() - start
-        eval_pixels, eval_captions, scenes = _load_split(toyworld_root, "eval", eval_limit, image_processor, False)
+        eval_pixels, eval_captions, scenes, _ = _load_split(toyworld_root, eval_split, eval_limit, image_processor, False)
         metrics = evaluate_clip(model, tokenizer, eval_pixels, eval_captions, scenes)
         out = Path(out_dir)
         model.save_pretrained(out)
         CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
     metrics.update(
-        loss_summary(losses), steps=steps, batch_size=batch_size, train_images=len(pixels),
+        loss_summary(losses), steps=steps, batch_size=batch_size, train_split=train_split, eval_split=eval_split,
+        text_source=text_source, synthetic_share=synthetic_share if synthetic is not None else 0.0,
+        train_images=len(pixels),
         eval_images=len(eval_pixels), parameters=sum(p.numel() for p in model.parameters()),
         train_seconds=round(train_seconds, 1), seconds=round(time.perf_counter() - start, 1),
         cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or DEFAULT_THREADS,

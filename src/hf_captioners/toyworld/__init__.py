@@ -58,9 +58,11 @@ __all__ = [
     "render_scene",
 ]
 
-DEFAULT_SPLITS = {"train": 20000, "eval": 500, "backbone": 10000}
-# The backbone split only feeds backbone pretraining, which reads the plain `datasets` table.
-BACKBONE_FORMATS = ("hf",)
+# "eval" is the test split; "val" is where every choice is made; "judge" trains only the evaluation CLIP.
+DEFAULT_SPLITS = {"train": 20000, "val": 500, "eval": 500, "backbone": 10000}
+# Backbone pretraining reads the plain `datasets` table; the backbone split's shards are what a CLIP trained
+# on re-captions is re-captioned from. The judge split trains the evaluation CLIP only.
+SPLIT_FORMATS = {"backbone": ("hf", "shards"), "judge": ("hf",)}
 
 
 def _examples(cfg: ToyWorldConfig, split: str, count: int, workers: int):
@@ -84,7 +86,8 @@ def generate_toyworld(
 ) -> dict:
     """Generate every split into `out` and write `toyworld.json` (config + measured statistics).
 
-    Returns that summary. The backbone split is written only as a `datasets` table.
+    Returns that summary. The backbone split is written as a `datasets` table and shards only, the judge
+    split as a table only.
     """
     root = Path(out)
     cfg = config or ToyWorldConfig()
@@ -96,7 +99,7 @@ def generate_toyworld(
     for split, count in splits.items():
         if count <= 0:
             continue
-        split_formats = tuple(f for f in formats if split != "backbone" or f in BACKBONE_FORMATS)
+        split_formats = tuple(f for f in formats if f in SPLIT_FORMATS.get(split, formats))
         writer = SplitWriter(root, split, split_formats, shard_size=shard_size)
         stats = ToyWorldStats()
         for example in tqdm(_examples(cfg, split, count, workers), total=count, desc=f"toyworld {split}", disable=not progress):

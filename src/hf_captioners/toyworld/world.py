@@ -183,6 +183,10 @@ def _sample_name(rng: random.Random, eval_pool: bool) -> str:
             return name
 
 
+# Validation and test images draw their names from the pool that training never sees.
+HELD_OUT_NAME_SPLITS = ("val", "eval")
+
+
 def _sample_scene(rng: random.Random, cfg: ToyWorldConfig, split: str) -> Scene:
     banned = set(cfg.held_out) if split in cfg.held_out_splits else set()
     colors = [c for c in COLORS if c not in banned]
@@ -192,7 +196,7 @@ def _sample_scene(rng: random.Random, cfg: ToyWorldConfig, split: str) -> Scene:
     objects = [SceneObject(rng.choice(shapes), rng.choice(colors), rng.choice(SIZES), p) for p in positions]
     objects.sort(key=lambda o: list(POSITIONS).index(o.position))
     tones = tuple(rng.sample(range(len(BACKGROUND_TONES)), 2))
-    return Scene(_sample_name(rng, eval_pool=split == "eval"), rng.choice(list(BACKGROUNDS)), tones, objects)
+    return Scene(_sample_name(rng, eval_pool=split in HELD_OUT_NAME_SPLITS), rng.choice(list(BACKGROUNDS)), tones, objects)
 
 
 def describe_object(obj: SceneObject, with_size: bool = True, with_position: bool = True) -> str:
