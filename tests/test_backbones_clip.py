@@ -101,3 +101,31 @@ def test_unreadable_record_is_skipped_and_named(tiny_toyworld, tmp_path, caplog)
         pixels, captions, scenes, _ = _load_split(tmp_path, "eval", None, build_clip_image_processor(), False)
     assert len(pixels) == len(captions) == len(scenes) == 15
     assert bad_key in caplog.text
+
+
+def test_batches_mix_synthetic_captions_at_the_given_share():
+    from hf_captioners.backbones.clip import _batches
+
+    class Tok:
+        def __call__(self, texts, **kwargs):
+            Tok.seen = texts
+            return {"input_ids": torch.zeros(len(texts), 2, dtype=torch.long)}
+
+    pixels = torch.zeros(400, 3, 2, 2)
+    own = [[f"alt {i}"] for i in range(400)]
+    synthetic = [f"re-caption {i}" if i % 4 else None for i in range(400)]  # every 4th image has none
+    for share, expected in ((0.0, 0.0), (1.0, 0.75), (0.5, 0.375)):
+        next(_batches(pixels, own, Tok(), 400, seed=0, synthetic=synthetic, synthetic_share=share))
+        rate = sum(t.startswith("re-caption") for t in Tok.seen) / 400
+        assert abs(rate - expected) < 0.06, (share, rate)
+
+
+def test_alt_text_source_reads_the_raw_alt_texts(tiny_toyworld):
+    from hf_captioners.backbones.clip import _load_split, build_clip_image_processor
+    from hf_captioners.toyworld import load_hf_split
+
+    _, texts, _, keys = _load_split(tiny_toyworld, "backbone", 8, build_clip_image_processor(), False, "alt_texts")
+    rows = load_hf_split(tiny_toyworld, "backbone").select(range(8))
+    assert keys == rows["key"] and texts == [list(a) or [""] for a in rows["alt_texts"]]
+    with pytest.raises(ValueError, match="text_source"):
+        _load_split(tiny_toyworld, "backbone", 8, build_clip_image_processor(), False, "captions_typo")

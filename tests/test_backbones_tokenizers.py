@@ -42,3 +42,20 @@ def test_bad_arguments_are_named():
         train_bpe_tokenizer(TEXTS, 400, kind="t5")
     with pytest.raises(ValueError, match="vocab_size"):
         train_bpe_tokenizer(TEXTS, 100)
+
+
+def test_prefix_space_gives_a_leading_name_the_tokens_it_has_inside_a_caption(tmp_path):
+    from transformers import AutoTokenizer
+
+    plain = train_bpe_tokenizer(TEXTS, 400, kind="gpt2")
+    assert plain("Brailou red circle").input_ids[0] != plain(" Brailou red circle").input_ids[0]
+    spaced = train_bpe_tokenizer(TEXTS, 400, out_dir=tmp_path, kind="gpt2", add_prefix_space=True)
+    alt = spaced("Brailou red circle", add_special_tokens=False).input_ids
+    caption = spaced("A picture of Brailou showing", add_special_tokens=False).input_ids
+    name = alt[: len(alt) - 2]
+    assert any(caption[i:i + len(name)] == name for i in range(len(caption)))  # the same tokens in both places
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert reloaded("Brailou red circle", add_special_tokens=False).input_ids == alt
+    assert reloaded.decode(alt).strip() == "Brailou red circle"
+    with pytest.raises(ValueError, match="gpt2"):
+        train_bpe_tokenizer(TEXTS, 400, kind="bart", add_prefix_space=True)

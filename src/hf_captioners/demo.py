@@ -161,8 +161,8 @@ def backbone_options(scale: Scale) -> dict:
 
 
 def pretrain_backbones(tw: Path, out: Path, scale: Scale, seed: int) -> dict:
-    """CLIP, the LM, BART and the judge CLIP, two processes at a time (CLIP and the LM first: the captioners
-    wait for them)."""
+    """CLIP, the LM and BART, two processes at a time (CLIP and the LM first). The judge CLIP trains later,
+    beside the evaluation that needs it last (`evaluate_with_downstream`)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -170,7 +170,7 @@ def pretrain_backbones(tw: Path, out: Path, scale: Scale, seed: int) -> dict:
 
     options = backbone_options(scale)
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = {name: pool.submit(_pretrain_one, name, tw, out, options, seed) for name in ("clip", "lm", "bart", "judge")}
+        jobs = {name: pool.submit(_pretrain_one, name, tw, out, options, seed) for name in ("clip", "lm", "bart")}
         metrics = {name: job.result() for name, job in jobs.items()}
     atomic_write_json(out / "metrics.json", metrics, indent=1)
     return metrics
@@ -220,36 +220,31 @@ DOWNSTREAM_CONDITIONS = (
 )
 
 
-def evaluate_systems(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, concept: str,
-                     progress: bool) -> tuple[dict, dict]:
-    """(metrics per system, per-image measures per system) on the test split (`eval`)."""
+def evaluate_systems(tw: Path, runs: Path, out: Path, scale: Scale, concept: str, judge_dir, progress: bool
+                     ) -> tuple[dict, dict]:
+    """(metrics per system, per-image measures per system) on the test split (`eval`).
+
+    Every system captions first; the judge CLIP scores them all at the end, so it may still be training
+    (`judge_dir`: its folder, or a future that returns it) while the captioners run."""
     import torch
     from transformers import AutoProcessor, CLIPModel, pipeline
 
     from .evaluation import load_eval_set, run_evaluation
+    from .io_utils import atomic_write_json
+    from .metrics import clip_scores
     from .toyworld import COLORS, SHAPES, load_hf_split
     from .toyworld.claims import errors_corrected, held_out_mentions
 
     examples = load_eval_set(toyworld=str(tw), split="eval", references="dense", limit=scale.eval)
     table = load_hf_split(tw, "eval").select(range(len(examples)))
-    judge = (CLIPModel.from_pretrained(bb / "judge_clip").eval(), AutoProcessor.from_pretrained(bb / "judge_clip"))
     greedy = {"do_sample": False, "num_beams": 1, "max_new_tokens": 48}
-    results, per_image = {}, {}
-
-    def record(key, metrics):
-        captions = [json.loads(line)["caption"] for line in (out / "eval" / key / "captions.jsonl").read_text().splitlines()]
-        fixed = errors_corrected(captions, table["alt_error"], table["scene"])
-        shown, not_shown = held_out_mentions(captions, table["scene"], concept)
-        rows = {"cider_d": metrics["per_example"]["cider_d"], "clip_score": metrics["per_example"]["clip_score"],
-                "name_retention": metrics["per_example"].get("name_retention", [None] * len(captions)),
-                "errors_corrected": fixed, "held_out_recall": shown, "held_out_false_positive": not_shown}
-        metrics.update({k: _mean(v) for k, v in rows.items() if k not in ("cider_d", "clip_score")})
-        metrics.update(errors_total=sum(v is not None for v in fixed), held_out_images=sum(v is not None for v in shown))
-        results[key], per_image[key] = metrics, rows
+    results, per_image, captions = {}, {}, {}
 
     def evaluate(key, **kwargs):
-        record(key, run_evaluation(examples, out / "eval" / key, batch_size=scale.batch_size, clip=judge,
-                                   progress=progress, **kwargs))
+        results[key] = run_evaluation(examples, out / "eval" / key, batch_size=scale.batch_size, progress=progress,
+                                      **kwargs)
+        lines = (out / "eval" / key / "captions.jsonl").read_text(encoding="utf-8").splitlines()
+        captions[key] = [json.loads(line)["caption"] for line in lines]
 
     evaluate("copy", baseline="alt_text")
     for key, model, use_alt in (("clipcap", "clipcap", False), ("altogether", "altogether", True),
@@ -268,6 +263,26 @@ def evaluate_systems(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, co
         evaluate(key, use_alt_text=False, pipe=lambda images, cache=cache, **kw: pipe(
             images, num_candidates=scale.num_candidates, generate_kwargs=sample, batch_size=kw.get("batch_size"),
             cache=cache))
+
+    judge_dir = Path(judge_dir.result() if hasattr(judge_dir, "result") else judge_dir)
+    judge = CLIPModel.from_pretrained(judge_dir).eval()
+    judge_processor = AutoProcessor.from_pretrained(judge_dir)
+    images = [ex.image for ex in examples]
+    references = [ex.references for ex in examples]
+    for key, metrics in results.items():
+        preds = ["" if c is None else c for c in captions[key]]
+        scores = clip_scores(images, preds, judge, judge_processor, references=references)
+        metrics.update(clip_score=scores["clip_score"], ref_clip_score=scores["ref_clip_score"], clip_model=str(judge_dir))
+        fixed = errors_corrected(captions[key], table["alt_error"], table["scene"])
+        shown, not_shown = held_out_mentions(captions[key], table["scene"], concept)
+        rows = {"cider_d": metrics["per_example"]["cider_d"], "clip_score": scores["clip_scores"],
+                "name_retention": metrics["per_example"].get("name_retention", [None] * len(preds)),
+                "errors_corrected": fixed, "held_out_recall": shown, "held_out_false_positive": not_shown}
+        metrics.update({k: _mean(v) for k, v in rows.items() if k not in ("cider_d", "clip_score")})
+        metrics.update(errors_total=sum(v is not None for v in fixed), held_out_images=sum(v is not None for v in shown))
+        metrics["per_example"].update(clip_score=scores["clip_scores"], ref_clip_score=scores["ref_clip_scores"])
+        atomic_write_json(out / "eval" / key / "results.json", metrics, indent=2)
+        per_image[key] = rows
     return results, per_image
 
 
@@ -282,6 +297,9 @@ def _downstream_job(kind: str, tw: Path, out: Path, runs: Path, scale: Scale, se
     from .toyworld import downstream
 
     torch.set_num_threads(1)
+    if kind == "judge":
+        _pretrain_one("judge", tw, out, backbone_options(scale), seed)
+        return str(out / "judge_clip")
     if kind == "recaption":
         return downstream.recaption_split(runs / "altogether" / "final", tw, "backbone", out, batch_size=scale.batch_size)
     synthetic = json.loads((out.parent / "recaptions.json").read_text(encoding="utf-8")) if share else None
@@ -289,9 +307,11 @@ def _downstream_job(kind: str, tw: Path, out: Path, runs: Path, scale: Scale, se
 
 
 def evaluate_with_downstream(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, seed: int, concept: str,
-                             progress: bool) -> tuple[dict, dict, dict | None]:
-    """The captioners' evaluation here, while two worker processes re-caption the backbone split and train
-    the downstream CLIPs (raw alt-texts first: it needs no re-captions)."""
+                             progress: bool) -> tuple[dict, dict, dict | None, dict]:
+    """The captioners' evaluation here, while two worker processes train the judge CLIP, re-caption the
+    backbone split and train the downstream CLIPs (raw alt-texts first: it needs no re-captions).
+
+    Returns (metrics, per-image measures, downstream results or None, the judge's pretraining metrics)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -300,15 +320,17 @@ def evaluate_with_downstream(tw: Path, bb: Path, runs: Path, out: Path, scale: S
     from .io_utils import atomic_write_json
     from .toyworld import downstream
 
-    if not scale.downstream:
-        torch.set_num_threads(1)
-        return (*evaluate_systems(tw, bb, runs, out, scale, concept, progress), None)
     root = out / "downstream"
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = {"alt_text": pool.submit(_downstream_job, "train", tw, root / "alt_text", runs, scale, seed)}
-        recaptions = pool.submit(_downstream_job, "recaption", tw, root / "recaption", runs, scale, seed)
+        judge = pool.submit(_downstream_job, "judge", tw, bb, runs, scale, seed)
+        if scale.downstream:
+            recaptions = pool.submit(_downstream_job, "recaption", tw, root / "recaption", runs, scale, seed)
+            jobs = {"alt_text": pool.submit(_downstream_job, "train", tw, root / "alt_text", runs, scale, seed)}
         torch.set_num_threads(1)
-        results, per_image = evaluate_systems(tw, bb, runs, out, scale, concept, progress)
+        results, per_image = evaluate_systems(tw, runs, out, scale, concept, judge, progress)
+        judge_metrics = json.loads((bb / "judge_clip" / "pretrain_metrics.json").read_text(encoding="utf-8"))
+        if not scale.downstream:
+            return results, per_image, None, judge_metrics
         atomic_write_json(root / "recaptions.json", recaptions.result())
         shares = {"altogether": 1.0, **{f"mix_{share:g}": share for share in scale.mix_shares}}
         for name, share in shares.items():
@@ -325,10 +347,11 @@ def evaluate_with_downstream(tw: Path, bb: Path, runs: Path, out: Path, scale: S
         test[condition] = scored
     summary = {
         "validation": {name: {k: v for k, v in m.items() if not isinstance(v, (dict, list))} for name, m in trained.items()},
-        "mix_share": shares[chosen], "mix_candidates": list(scale.mix_shares), "selection_metrics": list(downstream.SELECTION_METRICS),
-        "test": test, "recaptioned_images": len(json.loads((root / "recaptions.json").read_text(encoding="utf-8"))),
+        "mix_share": shares[chosen], "mix_candidates": list(scale.mix_shares),
+        "selection_metrics": list(downstream.SELECTION_METRICS), "test": test,
+        "recaptioned_images": len(json.loads((root / "recaptions.json").read_text(encoding="utf-8"))),
     }
-    return results, per_image, {"summary": summary, "per_image": per_image_test}
+    return results, per_image, {"summary": summary, "per_image": per_image_test}, judge_metrics
 
 
 def recaption_eval_shards(tw: Path, runs: Path, out: Path, scale: Scale) -> dict:
@@ -550,10 +573,10 @@ def run_seed(out: Path, seed: int, scale_name: str, progress: bool) -> dict:
     splits = {"train": scale.train, "val": scale.val, "eval": scale.eval, "backbone": scale.backbone, "judge": scale.judge}
     world = stages.run("toy world", generate_toyworld, tw, splits=splits, config=config,
                        shard_size=max(scale.eval // 2, 8), progress=progress)
-    backbones = stages.run("toy CLIP, LM, BART and the judge CLIP", pretrain_backbones, tw, bb, scale, seed)
+    backbones = stages.run("toy CLIP, LM and BART", pretrain_backbones, tw, bb, scale, seed)
     stages.run("train Altogether (PT, FT), ClipCap (PT, FT) and antarctic", train_captioners, tw, bb, runs, scale, seed)
-    results, per_image, downstream = stages.run(
-        "evaluate" + (" and the downstream CLIPs" if scale.downstream else ""), evaluate_with_downstream,
+    results, per_image, downstream, backbones["judge"] = stages.run(
+        "evaluate, the judge CLIP" + (" and the downstream CLIPs" if scale.downstream else ""), evaluate_with_downstream,
         tw, bb, runs, out, scale, seed, concept, progress)
     recaption = stages.run("re-caption test shards", recaption_eval_shards, tw, runs, out, scale)
     shown = stages.run("reload and caption through the pipelines", reload_and_caption, tw, runs)

@@ -26,12 +26,16 @@ def train_bpe_tokenizer(
     out_dir: str | os.PathLike | None = None,
     kind: str = "gpt2",
     min_frequency: int = 2,
+    add_prefix_space: bool = False,
 ):
     """Train a byte-level BPE on `texts` and return it as a transformers tokenizer.
 
     kind="gpt2": a `GPT2Tokenizer`, <|endoftext|> as bos/eos/unk, a separate <pad>, left padding (decoder-only
     models generate after the prompt). kind="bart": a `BartTokenizer` (RoBERTa-style: `<s> ... </s>` added,
     <mask> for infilling). Saved with `save_pretrained` to `out_dir` if given.
+
+    `add_prefix_space` (gpt2 only): a text is encoded as if a space preceded it, so a word at the start of an
+    alt-text gets the same tokens as the same word inside a caption (copying it is then copying tokens).
     """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import BartTokenizer, GPT2Tokenizer
@@ -43,7 +47,9 @@ def train_bpe_tokenizer(
     if vocab_size < len(alphabet) + len(special):
         raise ValueError(f"vocab_size {vocab_size} is below the {len(alphabet) + len(special)} byte and special tokens")
     backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if add_prefix_space and kind != "gpt2":
+        raise ValueError("add_prefix_space is for kind='gpt2' only")
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=add_prefix_space)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(special),
         initial_alphabet=alphabet, show_progress=False,
@@ -56,7 +62,7 @@ def train_bpe_tokenizer(
     else:
         eos = GPT2_SPECIAL_TOKENS[0]
         tokenizer = GPT2Tokenizer(vocab=vocab, merges=merges, bos_token=eos, eos_token=eos, unk_token=eos,
-                                  pad_token="<pad>", padding_side="left")
+                                  pad_token="<pad>", padding_side="left", add_prefix_space=add_prefix_space)
     tokenizer.model_max_length = 128
     logger.info("trained a %s byte-level BPE with %d tokens", kind, len(tokenizer))
     if out_dir is not None:
