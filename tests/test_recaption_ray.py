@@ -70,8 +70,6 @@ def _keys(shard: str) -> set[str]:
         return {name.rsplit(".", 1)[0] for name in tar.getnames()}
 
 
-@needs_ray
-
 def _assert_all_captioned_as_locally(result, shards, tmp_path) -> None:
     """4 shards x 16 records captioned by 2 workers with no retry, every output byte-identical to the local run's."""
     last = result.stdout.strip().splitlines()[-1]
@@ -82,6 +80,8 @@ def _assert_all_captioned_as_locally(result, shards, tmp_path) -> None:
             ours, theirs = shard_outputs(tmp_path / "ray", shard)[kind], shard_outputs(tmp_path / "local", shard)[kind]
             assert ours.read_bytes() == theirs.read_bytes(), (shard, kind)
 
+
+@needs_ray
 def test_ray_engine_writes_the_local_engines_bytes(altogether_dir, tiny_toyworld, netns, ray_tmp, tmp_path):
     from hf_captioners.captioners import load_captioner
 
