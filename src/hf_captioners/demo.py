@@ -286,6 +286,30 @@ def evaluate_systems(tw: Path, runs: Path, out: Path, scale: Scale, concept: str
     return results, per_image
 
 
+def evaluate_validation(tw: Path, runs: Path, out: Path, scale: Scale) -> dict:
+    """Altogether and ClipCap on the validation split: the numbers later choices are made on (never reported
+    as results)."""
+    from transformers import pipeline
+
+    from .evaluation import load_eval_set, run_evaluation
+    from .toyworld import load_hf_split
+    from .toyworld.claims import errors_corrected
+
+    examples = load_eval_set(toyworld=str(tw), split="val", references="dense", limit=scale.val)
+    table = load_hf_split(tw, "val").select(range(len(examples)))
+    greedy = {"do_sample": False, "num_beams": 1, "max_new_tokens": 48}
+    numbers = {}
+    for key, use_alt in (("altogether", True), ("clipcap", False)):
+        pipe = pipeline("image-to-text", model=str(runs / key / "final"), trust_remote_code=True)
+        metrics = run_evaluation(examples, out / "val" / key, pipe=pipe, batch_size=scale.batch_size,
+                                 generate_kwargs=greedy, use_alt_text=use_alt, progress=False)
+        lines = (out / "val" / key / "captions.jsonl").read_text(encoding="utf-8").splitlines()
+        fixed = errors_corrected([json.loads(line)["caption"] for line in lines], table["alt_error"], table["scene"])
+        numbers[key] = {"cider_d": metrics["cider_d"], "name_retention": metrics.get("name_retention"),
+                        "errors_corrected": _mean(fixed), "n": metrics["n"]}
+    return numbers
+
+
 def _mean(values) -> float | None:
     counted = [float(v) for v in values if v is not None]
     return sum(counted) / len(counted) if counted else None
@@ -327,7 +351,9 @@ def evaluate_with_downstream(tw: Path, bb: Path, runs: Path, out: Path, scale: S
             recaptions = pool.submit(_downstream_job, "recaption", tw, root / "recaption", runs, scale, seed)
             jobs = {"alt_text": pool.submit(_downstream_job, "train", tw, root / "alt_text", runs, scale, seed)}
         torch.set_num_threads(1)
+        validation = evaluate_validation(tw, runs, out, scale)
         results, per_image = evaluate_systems(tw, runs, out, scale, concept, judge, progress)
+        results["validation"] = validation
         judge_metrics = json.loads((bb / "judge_clip" / "pretrain_metrics.json").read_text(encoding="utf-8"))
         if not scale.downstream:
             return results, per_image, None, judge_metrics
@@ -586,6 +612,7 @@ def run_seed(out: Path, seed: int, scale_name: str, progress: bool) -> dict:
         "seconds": round(time.perf_counter() - started, 1), "stage_seconds": stages.seconds,
         "toyworld": world["splits"], "backbones": backbones, "held_out_concept": concept, "test_images": scale.eval,
         "systems": {key: {k: v for k, v in results[key].items() if k != "per_example"} for _, key in SYSTEMS},
+        "validation": results["validation"],
         "downstream": downstream["summary"] if downstream else None,
         "recaption": recaption, "pipeline_samples": shown, "machine": machine_info(), "revision": code_revision(),
     }

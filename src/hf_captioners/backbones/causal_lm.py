@@ -97,9 +97,12 @@ def pretrain_causal_lm(
     eval_limit: int | None = None,
     threads: int | None = None,
     progress: bool = True,
+    add_prefix_space: bool = False,
 ) -> dict:
     """Train a byte-level BPE and a tiny GPT-2 on alt-texts + dense captions of `splits`; report eval
     perplexity; save both to `out_dir` (AutoModelForCausalLM + AutoTokenizer load them).
+
+    `add_prefix_space`: the tokenizer's (see `train_bpe_tokenizer`).
 
     `config`: a causal-LM config (vocab at least the tokenizer's) or a dict of `tiny_causal_lm_config` arguments.
     """
@@ -118,7 +121,7 @@ def pretrain_causal_lm(
         texts = [t for split in splits for t in _split_texts_if_present(toyworld_root, split, limit)]
         if not texts:
             raise ValueError(f"no toy-world text for the causal LM in splits {splits} under {toyworld_root}")
-        tokenizer = train_bpe_tokenizer(texts, vocab_size, kind="gpt2")
+        tokenizer = train_bpe_tokenizer(texts, vocab_size, kind="gpt2", add_prefix_space=add_prefix_space)
         if config is None or isinstance(config, dict):
             config = tiny_causal_lm_config(len(tokenizer), tokenizer=tokenizer, **(config or {}))
         elif config.vocab_size < len(tokenizer):
@@ -146,7 +149,8 @@ def pretrain_causal_lm(
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
     metrics.update(
-        loss_summary(losses), steps=steps, batch_size=batch_size, train_texts=len(texts), eval_texts=len(eval_texts),
+        loss_summary(losses), steps=steps, batch_size=batch_size, train_texts=len(texts),
+        add_prefix_space=add_prefix_space, eval_texts=len(eval_texts),
         vocab_size=len(tokenizer), parameters=sum(p.numel() for p in model.parameters()),
         train_seconds=round(train_seconds, 1), seconds=round(time.perf_counter() - start, 1),
         cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or DEFAULT_THREADS,
