@@ -531,6 +531,9 @@ def report_body(summary: dict) -> str:
               f"Held-out concept: `{summary['held_out_concept']}`, never in the captioners' training captions; the "
               f"custom-cache row adds it and `{summary['held_out_concept']} <shape>` entries to antarctic's cache at "
               "inference, with no retraining. Rules of the claims and what was tuned where: docs/protocol.md.")
+    if 0 in seeds:
+        header += (" Seed 0's test split was looked at when the captioners' hyper-parameters were first set, before "
+                   "the validation split existed (docs/protocol.md); seeds other than 0 are worlds no choice looked at.")
     body = [header, "", results_table(summary["estimates"])]
     if summary.get("downstream_estimates"):
         shares = sorted({r["downstream"]["mix_share"] for r in runs if r.get("downstream")})
