@@ -14,7 +14,7 @@ from peft import LNTuningConfig, PeftModel, get_peft_model
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LN_TARGETS", "ln_tuning_config", "merge_ln_tuning", "trainable_parameter_names", "wrap_for_ln_tuning"]
+__all__ = ["LN_TARGETS", "ln_tuning_config", "merge_ln_tuning", "wrap_for_ln_tuning"]
 
 # Regexes over module names *inside BART* (prefix added below); PEFT full-matches them.
 LN_TARGETS = {
@@ -37,10 +37,6 @@ def wrap_for_ln_tuning(model, target: str = "faithful", bart_prefix: str = "bart
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     logger.info("LN tuning (%s): %d trainable parameters", target, trainable)
     return peft_model
-
-
-def trainable_parameter_names(model) -> list[str]:
-    return [name for name, p in model.named_parameters() if p.requires_grad]
 
 
 def merge_ln_tuning(peft_model: PeftModel):

@@ -293,11 +293,6 @@ class AntarcticCache:
     def lookup(self, indices: torch.Tensor) -> list[list[str]]:
         return [[self.entries[i] for i in row] for row in indices.tolist()]
 
-    @staticmethod
-    def linearize(entries: Sequence[str], separator: str = " | ") -> str:
-        """The original table text: every entry followed by the separator, `"e1 | e2 | ... | ek | "`."""
-        return "".join(entry + separator for entry in entries)
-
     # ---- files -----------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         folder = Path(save_directory)
