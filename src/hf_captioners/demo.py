@@ -229,7 +229,7 @@ def evaluate_systems(tw: Path, runs: Path, out: Path, scale: Scale, concept: str
     import torch
     from transformers import AutoProcessor, CLIPModel, pipeline
 
-    from .evaluation import load_eval_set, run_evaluation
+    from .evaluation import load_eval_set, load_predictions, run_evaluation
     from .io_utils import atomic_write_json
     from .metrics import clip_scores
     from .toyworld import COLORS, SHAPES, load_hf_split
@@ -243,8 +243,8 @@ def evaluate_systems(tw: Path, runs: Path, out: Path, scale: Scale, concept: str
     def evaluate(key, **kwargs):
         results[key] = run_evaluation(examples, out / "eval" / key, batch_size=scale.batch_size, progress=progress,
                                       **kwargs)
-        lines = (out / "eval" / key / "captions.jsonl").read_text(encoding="utf-8").splitlines()
-        captions[key] = [json.loads(line)["caption"] for line in lines]
+        written = load_predictions(out / "eval" / key / "captions.jsonl")
+        captions[key] = [written[ex.key] for ex in examples]
 
     evaluate("copy", baseline="alt_text")
     for key, model, use_alt in (("clipcap", "clipcap", False), ("altogether", "altogether", True),
@@ -291,7 +291,7 @@ def evaluate_validation(tw: Path, runs: Path, out: Path, scale: Scale) -> dict:
     as results)."""
     from transformers import pipeline
 
-    from .evaluation import load_eval_set, run_evaluation
+    from .evaluation import load_eval_set, load_predictions, run_evaluation
     from .toyworld import load_hf_split
     from .toyworld.claims import errors_corrected
 
@@ -303,8 +303,8 @@ def evaluate_validation(tw: Path, runs: Path, out: Path, scale: Scale) -> dict:
         pipe = pipeline("image-to-text", model=str(runs / key / "final"), trust_remote_code=True)
         metrics = run_evaluation(examples, out / "val" / key, pipe=pipe, batch_size=scale.batch_size,
                                  generate_kwargs=greedy, use_alt_text=use_alt, progress=False)
-        lines = (out / "val" / key / "captions.jsonl").read_text(encoding="utf-8").splitlines()
-        fixed = errors_corrected([json.loads(line)["caption"] for line in lines], table["alt_error"], table["scene"])
+        written = load_predictions(out / "val" / key / "captions.jsonl")
+        fixed = errors_corrected([written[ex.key] for ex in examples], table["alt_error"], table["scene"])
         numbers[key] = {"cider_d": metrics["cider_d"], "name_retention": metrics.get("name_retention"),
                         "errors_corrected": _mean(fixed), "n": metrics["n"]}
     return numbers

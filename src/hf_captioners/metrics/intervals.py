@@ -44,37 +44,26 @@ def _as_arrays(runs: Sequence[PerExample]) -> list[tuple[np.ndarray, np.ndarray]
     return out
 
 
-def _replicates(arrays, replicates: int, seed: int) -> np.ndarray:
-    """Seed-mean of the metric for each bootstrap replicate (NaN where a replicate drew no example that counts)."""
-    rng = np.random.default_rng(seed)
-    per_seed = []
-    for values, counts in arrays:
-        n = len(values)
-        if n == 0:
-            per_seed.append(np.full(replicates, np.nan))
-            continue
-        draws = rng.integers(0, n, size=(replicates, n))
-        total, number = values[draws].sum(1), counts[draws].sum(1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per_seed.append(np.where(number > 0, total / np.maximum(number, 1), np.nan))
-    return np.mean(per_seed, axis=0)
-
-
-def _summarise(arrays, point_per_seed: list[float | None], replicates: int, seed: int, confidence: float) -> Estimate:
-    kept = [p for p in point_per_seed if p is not None]
-    if len(kept) < len(point_per_seed) or not kept:
-        return Estimate(value=None, low=None, high=None, n=sum(int(c.sum()) for _, c in arrays),
-                        seeds=len(point_per_seed), std=None)
-    draws = _replicates(arrays, replicates, seed)
-    draws = draws[~np.isnan(draws)]
-    tail = (1.0 - confidence) / 2 * 100
-    low, high = (float(np.percentile(draws, q)) for q in (tail, 100 - tail)) if len(draws) else (None, None)
-    return Estimate(value=float(np.mean(kept)), low=low, high=high, n=sum(int(c.sum()) for _, c in arrays),
-                    seeds=len(kept), std=float(np.std(kept, ddof=1)) if len(kept) > 1 else None)
-
-
 def _point(values: np.ndarray, counts: np.ndarray) -> float | None:
     return float(values[counts].mean()) if counts.any() else None
+
+
+def _resampled_means(values: np.ndarray, counts: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """The metric's mean in each replicate (rows of `draws`: image indices); NaN where none counted."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return values[draws].sum(1) / counts[draws].sum(1)
+
+
+def _estimate(points: list[float | None], replicate_means: list[np.ndarray], n: int, confidence: float) -> Estimate:
+    """Seed mean of `points` with the percentile interval of the seed-averaged replicates."""
+    if not points or any(p is None for p in points):
+        return Estimate(value=None, low=None, high=None, n=n, seeds=len(points), std=None)
+    draws = np.mean(replicate_means, axis=0)
+    draws = draws[np.isfinite(draws)]
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = (float(np.percentile(draws, q)) for q in (tail, 100 - tail)) if len(draws) else (None, None)
+    return Estimate(value=float(np.mean(points)), low=low, high=high, n=n, seeds=len(points),
+                    std=float(np.std(points, ddof=1)) if len(points) > 1 else None)
 
 
 def bootstrap_mean(runs: Sequence[PerExample], replicates: int = DEFAULT_REPLICATES, seed: int = 0,
@@ -83,7 +72,13 @@ def bootstrap_mean(runs: Sequence[PerExample], replicates: int = DEFAULT_REPLICA
 
     `runs`: one per-example list per seed (a single run is `[per_example]`)."""
     arrays = _as_arrays(runs)
-    return _summarise(arrays, [_point(v, c) for v, c in arrays], replicates, seed, confidence)
+    points = [_point(v, c) for v, c in arrays]
+    n = sum(int(c.sum()) for _, c in arrays)
+    if any(p is None for p in points):
+        return _estimate(points, [], n, confidence)
+    rng = np.random.default_rng(seed)
+    means = [_resampled_means(v, c, rng.integers(0, len(v), size=(replicates, len(v)))) for v, c in arrays]
+    return _estimate(points, means, n, confidence)
 
 
 def bootstrap_difference(runs_a: Sequence[PerExample], runs_b: Sequence[PerExample],
@@ -96,24 +91,13 @@ def bootstrap_difference(runs_a: Sequence[PerExample], runs_b: Sequence[PerExamp
         raise ValueError(f"got {len(runs_a)} runs for A but {len(runs_b)} for B")
     rng = np.random.default_rng(seed)
     arrays_a, arrays_b = _as_arrays(runs_a), _as_arrays(runs_b)
-    per_seed, points = [], []
+    differences, points = [], []
     for (va, ca), (vb, cb) in zip(arrays_a, arrays_b):
         if len(va) != len(vb):
             raise ValueError(f"paired systems need the same images, got {len(va)} and {len(vb)}")
         pa, pb = _point(va, ca), _point(vb, cb)
         points.append(None if pa is None or pb is None else pa - pb)
         draws = rng.integers(0, len(va), size=(replicates, len(va)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_a = va[draws].sum(1) / ca[draws].sum(1)
-            mean_b = vb[draws].sum(1) / cb[draws].sum(1)
-        per_seed.append(mean_a - mean_b)
-    kept = [p for p in points if p is not None]
+        differences.append(_resampled_means(va, ca, draws) - _resampled_means(vb, cb, draws))
     n = sum(int((ca | cb).sum()) for (_, ca), (_, cb) in zip(arrays_a, arrays_b))
-    if len(kept) < len(points) or not kept:
-        return Estimate(value=None, low=None, high=None, n=n, seeds=len(points), std=None)
-    draws = np.mean(per_seed, axis=0)
-    draws = draws[np.isfinite(draws)]
-    tail = (1.0 - confidence) / 2 * 100
-    return Estimate(value=float(np.mean(kept)), low=float(np.percentile(draws, tail)),
-                    high=float(np.percentile(draws, 100 - tail)), n=n, seeds=len(kept),
-                    std=float(np.std(kept, ddof=1)) if len(kept) > 1 else None)
+    return _estimate(points, differences, n, confidence)
