@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mapper_num_heads", type=int, default=8)
     parser.add_argument("--freeze_text_model", action="store_true", help="ClipCap's frozen-GPT-2 variant")
     parser.add_argument("--prompt_dropout", type=float, default=0.5)
+    parser.add_argument("--keep_named_prompts", action="store_true",
+                        help="never drop the prompt of a record whose caption names what its alt-text names (a "
+                             "capitalised word after the first): dropping it teaches the model to invent names")
     parser.add_argument("--precompute_image_embeds", action="store_true", help="ft: cache CLIP embeddings once")
     parser.add_argument("--shuffle_buffer", type=int, default=1000, help="pt: streaming shuffle buffer")
     parser.add_argument("--eval_max_new_tokens", type=int, default=64)
@@ -92,12 +96,23 @@ def build_model(args):
     return model, processor
 
 
+NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
+
+
+def names_shared(prompt, target: str) -> bool:
+    """Whether the caption names (a capitalised word, its first word aside) something the alt-text names."""
+    words = target.split(maxsplit=1)
+    text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
+    return len(words) > 1 and bool(set(NAME.findall(words[1])) & set(NAME.findall(text)))
+
+
 class AltogetherCollator:
     """Records -> training batch. Bad records (unreadable image, no target text) are counted and dropped."""
 
     def __init__(self, processor, stage: str, seed: int, prompt_dropout: float, use_alt_text: bool,
-                 image_root: str | None, bad: BadRecords):
+                 image_root: str | None, bad: BadRecords, keep_named_prompts: bool = False):
         self.processor, self.stage, self.seed = processor, stage, seed
+        self.keep_named_prompts = keep_named_prompts
         self.prompt_dropout, self.use_alt_text = prompt_dropout, use_alt_text
         self.image_root = Path(image_root) if image_root else None
         self.bad, self.epoch = bad, 0
@@ -144,7 +159,8 @@ class AltogetherCollator:
             except (ImageInputError, ValueError, OSError) as error:
                 self.bad.skip(key, f"{type(error).__name__}: {error}")
                 continue
-            if not self.use_alt_text or rng.random() < self.prompt_dropout:
+            dropped = rng.random() < self.prompt_dropout  # drawn for every record: the others' draws stay put
+            if not self.use_alt_text or (dropped and not (self.keep_named_prompts and names_shared(prompt, target))):
                 prompt = ""
             images.append(image)
             prompts.append(prompt or None)
@@ -232,7 +248,7 @@ def main(argv=None) -> int:
     data, num_examples = load_train_data(args, processor, model, accelerator)
     bad = BadRecords()
     collator = AltogetherCollator(processor, args.stage, args.seed, args.prompt_dropout, not args.no_alt_text,
-                                  args.image_root, bad)
+                                  args.image_root, bad, keep_named_prompts=args.keep_named_prompts)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, shuffle=num_examples is not None,
                                          collate_fn=collator, num_workers=args.num_workers, drop_last=num_examples is not None)
     callbacks = [collator.set_epoch]
@@ -247,7 +263,11 @@ def main(argv=None) -> int:
     logger.info("stage %s: %d trainable parameters, %s examples", args.stage, trainable, num_examples or "streamed")
 
     def compute_loss(model, batch):
-        return model(**{k: v.to(accelerator.device) for k, v in batch.items()}).loss
+        # logits only where there are labels: every prompt has one length, so the captions are the last
+        # columns, and the LM head and softmax over prefix and prompt positions would be thrown away
+        labelled = (batch["labels"] != -100).any(dim=0).nonzero()
+        keep = batch["labels"].shape[1] - int(labelled[0]) + 1 if len(labelled) else 0
+        return model(**{k: v.to(accelerator.device) for k, v in batch.items()}, logits_to_keep=keep).loss
 
     result = train_loop(accelerator, model, optimizer, loader, cfg, compute_loss, steps_per_epoch, callbacks)
     unwrapped = accelerator.unwrap_model(model)

@@ -241,6 +241,23 @@ def test_loss_only_on_caption_and_gradients_reach_mapper_not_tower(tiny, images)
         model.eval()
 
 
+def test_loss_from_the_caption_columns_only_equals_the_full_loss(tiny, images):
+    """Training asks for logits over the caption columns only (`logits_to_keep`); the loss must not change."""
+    model, processor = tiny
+    batch = processor(images=images, alt_text=ALT_TEXTS, captions=["a red square", "blue", "a gradient of grey"])
+    labels = batch["labels"]
+    first = int((labels != -100).any(dim=0).nonzero()[0])
+    keep = labels.shape[1] - first + 1
+    with torch.no_grad():
+        full = model(**batch)
+        short = model(**batch, logits_to_keep=keep)
+    expected = F.cross_entropy(full.logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+    assert short.logits.shape[1] == keep
+    torch.testing.assert_close(short.logits, full.logits[:, -keep:], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(full.loss, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(short.loss, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_freezing_survives_from_pretrained(tmp_path, tokenizer_factory):
     model, processor = tiny_altogether("gpt2", tokenizer=tokenizer_factory(), freeze_text_model=True)
     model.save_pretrained(tmp_path)

@@ -41,8 +41,13 @@ def test_tiny_demo_runs_every_stage_and_writes_the_report(tmp_path):
     assert run["downstream"]["recaptioned_images"] == 64 and run["downstream"]["mix_share"] == 0.5
     assert {m["text_source"] for m in run["downstream"]["validation"].values()} == {"alt_texts"}
     assert run["revision"]["version"] and summary["machine"]["torch"]
+    assert len(json.loads((out / "downstream" / "recaptions.json").read_text())) == 64
 
     seed_run = json.loads((out / "run.json").read_text())
+    assert set(seed_run["job_seconds"]) == {  # every job of the graph ran once and was timed
+        "clip", "lm", "bart", "judge", "altogether_pt", "altogether", "clipcap_pt", "clipcap", "antarctic",
+        "test_captions", "validation", "judge_scores", "recaption_0", "recaption_1", "ds_alt_text",
+        "ds_altogether", "ds_mix_0.5", "ds_scores"}
     assert len(seed_run["pipeline_samples"]) == 3
     assert all(isinstance(s["antarctic image-to-text"], str) for s in seed_run["pipeline_samples"])
     per_image = json.loads((out / "per_image.json").read_text())
@@ -125,3 +130,25 @@ def test_seeds_argument_is_checked():
     for bad in ("0,0", "a,b", ""):
         with pytest.raises(Exception, match="comma-separated"):
             _seed_list(bad)
+
+
+def test_run_jobs_follows_dependencies_and_priority():
+    import math
+    import operator
+    import time
+
+    from hf_captioners.demo import Job, run_jobs
+
+    results, seconds = run_jobs([Job("sum", operator.add, (2, 3)), Job("uses", dict, uses=("sum",))], progress=False)
+    assert results == {"sum": 5, "uses": {"inputs": {"sum": 5}}} and set(seconds) == {"sum", "uses"}
+    # one worker: among the ready jobs the list order decides, so `late` (listed first) overtakes `second`
+    # as soon as `first` is done
+    results, _ = run_jobs([Job("late", time.time, after=("first",)), Job("first", time.time), Job("second", time.time)],
+                          workers=1, progress=False)
+    assert results["first"] < results["late"] < results["second"]
+    with pytest.raises(RuntimeError, match="demo job bad failed: math domain error"):
+        run_jobs([Job("ok", math.sqrt, (4,)), Job("bad", math.sqrt, (-1,))], progress=False)
+    with pytest.raises(ValueError, match="waits on unknown jobs"):
+        run_jobs([Job("a", math.sqrt, (4,), after=("typo",))], progress=False)
+    with pytest.raises(ValueError, match="job names repeat"):
+        run_jobs([Job("a", math.sqrt, (4,)), Job("a", math.sqrt, (9,))], progress=False)

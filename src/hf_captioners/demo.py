@@ -1,9 +1,11 @@
 """`hf-captioners demo`: the toy-world reproduction of both papers' claims, end to end on a CPU.
 
-toy world -> toy backbones (CLIP and causal LM; BART later, beside ClipCap) -> Altogether PT -> FT,
-ClipCap (no alt-text), antarctic (cache + LN tuning) -> caption the eval split (and its shards) -> metrics
--> `results/` (results.md, results.json, plot.png, samples.html) -> reload the saved folders through
-AutoModel and the pipelines. Training runs the repository's own example scripts, as a user would.
+toy world -> toy backbones (CLIP, causal LM, BART) -> Altogether PT -> FT, ClipCap PT -> FT (no alt-text),
+antarctic (cache + LN tuning) -> every system captions the test split, the judge CLIP scores it -> Altogether
+re-captions the backbone split -> downstream CLIPs on alt-texts, re-captions and mixes -> `results/`
+(results.md, results.json, plot.png, samples.html) -> reload the saved folders through AutoModel and the
+pipelines. After the toy world everything is one graph of jobs (`seed_jobs`) on one process per core, so no
+core waits on a stage barrier. Training runs the repository's own example scripts, as a user would.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,18 +49,20 @@ class Scale:
     batch_size: int = 32
     downstream: bool = True
     mix_shares: tuple[float, ...] = (0.5, 0.75)
+    ft_learning_rate: float = 8e-4
+    auxiliary_clip_steps: int | None = None  # the judge and the downstream CLIPs; None: the backbone recipe's
 
 
 SCALES = {
-    "full": Scale(20000, 500, 500, 10000, 5000, {}, pt_steps=300, ft_epochs=4, ft_max_steps=None, antarctic_steps=1000,
-                  cache_size=2000, num_candidates=16),
+    "full": Scale(20000, 500, 500, 10000, 5000, {}, pt_steps=300, ft_epochs=2, ft_max_steps=None, antarctic_steps=1000,
+                  cache_size=2000, num_candidates=16, auxiliary_clip_steps=200),
     "fast": Scale(3000, 200, 200, 3000, 1000, {"fast": True}, pt_steps=40, ft_epochs=1, ft_max_steps=90,
                   antarctic_steps=80, cache_size=1000, num_candidates=8, downstream=False),
     "tiny": Scale(64, 16, 16, 64, 64, {"steps": 3}, pt_steps=2, ft_epochs=1, ft_max_steps=2,
                   antarctic_steps=2, cache_size=200, num_candidates=2, batch_size=8, mix_shares=(0.5,)),
 }
 JUDGE_SEED_OFFSET = 1000
-MAPPER = ["--prefix_length", "10", "--prompt_length", "32", "--mapper_num_layers", "2", "--mapper_num_heads", "4"]
+MAPPER = ["--prefix_length", "10", "--prompt_length", "20", "--mapper_num_layers", "2", "--mapper_num_heads", "4"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="results", help="output folder")
     parser.add_argument("--fast", action="store_true", help="a smoke run (about 3 minutes)")
@@ -105,47 +110,88 @@ def example(name: str, args: list) -> list[str]:
     return [sys.executable, str(path), *map(str, args)]
 
 
-def _start(command: list[str], log: Path) -> tuple[subprocess.Popen, Path]:
-    """Start one step of a lane in its own single-threaded process (as `accelerate launch` would)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
-    handle = open(log, "w", encoding="utf-8")  # noqa: SIM115 - closed when the process is reaped
-    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
-    handle.close()
-    return process, log
+# ---- the run as a graph of jobs on one process per core -----------------------------------------------------
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of the run: `func(*args)` in a worker process, started once the jobs in `after` are done.
+    With `uses`, those jobs' results come in as the keyword `inputs` ({name: result})."""
+
+    name: str
+    func: Callable
+    args: tuple = ()
+    after: tuple[str, ...] = ()
+    uses: tuple[str, ...] = ()
 
 
-def run_lanes(*lanes: list[tuple[list[str], Path]]) -> None:
-    """Run lanes side by side (one core each), the scripts of a lane one after another.
-
-    Two single-threaded processes use a 2-core machine far better than one two-threaded process, whose
-    threads mostly wait on each other at these model sizes."""
-    pending = [list(lane) for lane in lanes if lane]
-    running = [(_start(*lane.pop(0)), lane) for lane in pending]
-    failures = []
-    while running:
-        still = []
-        for (process, log), lane in running:
-            code = process.poll()
-            if code is None:
-                still.append(((process, log), lane))
-            elif code != 0:
-                failures.append(f"{log.stem} failed (exit {code}); log {log}:\n"
-                                f"{log.read_text(encoding='utf-8', errors='replace')[-3000:]}")
-            elif lane:
-                still.append((_start(*lane.pop(0)), lane))
-        running = still
-        time.sleep(0.5)
-    if failures:
-        raise RuntimeError("\n".join(failures))
-
-
-def _pretrain_one(name: str, tw: Path, out: Path, options: dict, seed: int) -> dict:
+def _timed(func: Callable, args: tuple, kwargs: dict) -> tuple[object, float]:
     import torch
 
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    return func(*args, **kwargs), round(time.perf_counter() - started, 1)
+
+
+def run_jobs(jobs: list[Job], workers: int = 2, progress: bool = True) -> tuple[dict, dict]:
+    """Run a graph of jobs on `workers` single-threaded processes; (results by name, seconds by name).
+
+    The list order is the priority among ready jobs, so the longest chain goes first and the cores never wait
+    on a stage barrier. Two single-threaded processes use a 2-core machine far better than one two-threaded
+    process, whose threads mostly wait on each other at these model sizes. The first failure stops the run."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from tqdm.auto import tqdm
+
+    names = [job.name for job in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"job names repeat: {names}")
+    by_name = {job.name: job for job in jobs}
+    for job in jobs:
+        unknown = set(job.after + job.uses) - set(by_name)
+        if unknown:
+            raise ValueError(f"job {job.name} waits on unknown jobs {sorted(unknown)}")
+    results, seconds, running = {}, {}, {}
+    waiting = list(jobs)
+    bar = tqdm(total=len(jobs), desc="demo jobs", unit="job", disable=not progress)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while waiting or running:
+            for job in [j for j in waiting if all(d in results for d in j.after + j.uses)][: workers - len(running)]:
+                kwargs = {"inputs": {d: results[d] for d in job.uses}} if job.uses else {}
+                running[pool.submit(_timed, job.func, job.args, kwargs)] = job.name
+                waiting.remove(job)
+            if not running:
+                raise ValueError(f"jobs that can never start: {[j.name for j in waiting]}")
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                try:
+                    results[name], seconds[name] = future.result()
+                except BaseException as error:
+                    for other in running:
+                        other.cancel()
+                    raise RuntimeError(f"demo job {name} failed: {error}") from error
+                logger.info("demo job %s done in %.0fs", name, seconds[name])
+                bar.set_postfix_str(name)
+                bar.update()
+    bar.close()
+    return results, seconds
+
+
+def run_script(command: list[str], log: Path) -> None:
+    """One example script in its own single-threaded process (as `accelerate launch` would), logged to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS="1")
+    with open(log, "w", encoding="utf-8") as handle:
+        code = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env, check=False).returncode
+    if code != 0:
+        raise RuntimeError(f"{log.stem} failed (exit {code}); log {log}:\n"
+                           f"{log.read_text(encoding='utf-8', errors='replace')[-3000:]}")
+
+
+def pretrain_one(name: str, tw: Path, out: Path, options: dict, seed: int) -> dict:
     from . import backbones
 
-    torch.set_num_threads(1)
     if name == "judge":  # the evaluation CLIP: its own split and seed, used by no captioner or re-ranker
         return backbones.pretrain_clip(tw, out / "judge_clip", seed=seed + JUDGE_SEED_OFFSET, train_split="judge",
                                        eval_split="val", progress=False, threads=1, **options)
@@ -153,53 +199,43 @@ def _pretrain_one(name: str, tw: Path, out: Path, options: dict, seed: int) -> d
     return recipe(tw, out / name, seed=seed, progress=False, threads=1, **options)
 
 
-def backbone_options(scale: Scale) -> dict:
+def backbone_options(scale: Scale, auxiliary: bool = False) -> dict:
+    """Recipe overrides of the toy backbones; `auxiliary`: the judge and the downstream CLIPs."""
     options = dict(scale.backbone_steps)
     if "steps" in options:
         options.update(limit=scale.backbone * 2, eval_limit=scale.eval)
+    elif auxiliary and scale.auxiliary_clip_steps:
+        options["steps"] = scale.auxiliary_clip_steps
     return options
 
 
-def pretrain_backbones(tw: Path, out: Path, scale: Scale, seed: int) -> dict:
-    """CLIP, the LM and BART, two processes at a time (CLIP and the LM first). The judge CLIP trains later,
-    beside the evaluation that needs it last (`evaluate_with_downstream`)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from .io_utils import atomic_write_json
-
-    options = backbone_options(scale)
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = {name: pool.submit(_pretrain_one, name, tw, out, options, seed) for name in ("clip", "lm", "bart")}
-        metrics = {name: job.result() for name, job in jobs.items()}
-    atomic_write_json(out / "metrics.json", metrics, indent=1)
-    return metrics
-
-
-def train_captioners(tw: Path, bb: Path, runs: Path, scale: Scale, seed: int) -> None:
-    """Lane 1: Altogether PT then FT. Lane 2: ClipCap PT then FT (the same budget, never an alt-text), antarctic."""
+def captioner_jobs(tw: Path, bb: Path, runs: Path, scale: Scale, seed: int) -> list[Job]:
+    """Altogether PT then FT; ClipCap PT then FT (the same budget, never an alt-text); antarctic."""
     common = ["--batch_size", scale.batch_size, "--seed", seed, "--log_every", 50, "--warmup_steps", 20]
     pt = ["--stage", "pt", "--train_shards", str(tw / "shards" / "train-*.tar"), "--vision_model", bb / "clip",
           "--text_model", bb / "lm", *MAPPER, "--max_steps", scale.pt_steps, "--learning_rate", "1e-3", *common]
     ft = ["--stage", "ft", "--train_json", tw / "altogether_ft" / "train.json", "--image_root", tw / "images",
-          "--precompute_image_embeds", "--num_epochs", scale.ft_epochs, "--learning_rate", "8e-4", *common]
+          "--precompute_image_embeds", "--num_epochs", scale.ft_epochs, "--learning_rate", scale.ft_learning_rate,
+          *common]
     if scale.ft_max_steps:
         ft += ["--max_steps", scale.ft_max_steps]
-    lanes = []
+    jobs = []
     for key, extra in (("altogether", []), ("clipcap", ["--no_alt_text"])):
-        lanes.append([
-            (example("train_altogether", [*pt, *extra, "--output_dir", runs / f"{key}_pt"]), runs / f"{key}_pt.log"),
-            (example("train_altogether", [*ft, *extra, "--resume", runs / f"{key}_pt" / "final", "--output_dir",
-                                          runs / key]), runs / f"{key}.log"),
-        ])
+        jobs.append(Job(f"{key}_pt", run_script, (example("train_altogether", [*pt, *extra, "--output_dir",
+                                                                                runs / f"{key}_pt"]),
+                                                  runs / f"{key}_pt.log"), after=("clip", "lm")))
+        jobs.append(Job(key, run_script, (example("train_altogether", [
+            *ft, *extra, "--resume", runs / f"{key}_pt" / "final", "--output_dir", runs / key]), runs / f"{key}.log"),
+            after=(f"{key}_pt",)))
     antarctic = ["--train_json", tw / "coco" / "dataset_coco.json", "--split", "train", "--image_root", tw / "images",
                  "--clip_model", bb / "clip", "--bart_model", bb / "bart", "--num_unigrams", scale.cache_size,
                  "--num_bigrams", scale.cache_size, "--output_dir", runs / "antarctic", "--max_steps",
                  scale.antarctic_steps, "--batch_size", min(16, scale.batch_size), "--seed", seed, "--log_every", 50,
                  # a tiny BART tuned on a CPU budget needs a larger step than the original's 3e-4 over 6 epochs
                  "--learning_rate", "3e-3", "--warmup_steps", 100]
-    lanes[1].append((example("train_antarctic", antarctic), runs / "antarctic.log"))
-    run_lanes(*lanes)
+    jobs.append(Job("antarctic", run_script, (example("train_antarctic", antarctic), runs / "antarctic.log"),
+                    after=("clip", "bart")))
+    return jobs
 
 
 # ---- evaluation: every system on the same test images, the judge CLIP scoring them ------------------------
@@ -220,25 +256,19 @@ DOWNSTREAM_CONDITIONS = (
 )
 
 
-def evaluate_systems(tw: Path, runs: Path, out: Path, scale: Scale, concept: str, judge_dir, progress: bool
-                     ) -> tuple[dict, dict]:
-    """(metrics per system, per-image measures per system) on the test split (`eval`).
 
-    Every system captions first; the judge CLIP scores them all at the end, so it may still be training
-    (`judge_dir`: its folder, or a future that returns it) while the captioners run."""
+
+def caption_test_split(tw: Path, runs: Path, out: Path, scale: Scale, concept: str, progress: bool) -> dict:
+    """Every system captions the test split (`eval`); {"results": metrics per system, "captions": ...}."""
     import torch
-    from transformers import AutoProcessor, CLIPModel, pipeline
+    from transformers import pipeline
 
     from .evaluation import load_eval_set, load_predictions, run_evaluation
-    from .io_utils import atomic_write_json
-    from .metrics import clip_scores
-    from .toyworld import COLORS, SHAPES, load_hf_split
-    from .toyworld.claims import errors_corrected, held_out_mentions
+    from .toyworld import COLORS, SHAPES
 
     examples = load_eval_set(toyworld=str(tw), split="eval", references="dense", limit=scale.eval)
-    table = load_hf_split(tw, "eval").select(range(len(examples)))
     greedy = {"do_sample": False, "num_beams": 1, "max_new_tokens": 48}
-    results, per_image, captions = {}, {}, {}
+    results, captions = {}, {}
 
     def evaluate(key, **kwargs):
         results[key] = run_evaluation(examples, out / "eval" / key, batch_size=scale.batch_size, progress=progress,
@@ -263,12 +293,29 @@ def evaluate_systems(tw: Path, runs: Path, out: Path, scale: Scale, concept: str
         evaluate(key, use_alt_text=False, pipe=lambda images, cache=cache, **kw: pipe(
             images, num_candidates=scale.num_candidates, generate_kwargs=sample, batch_size=kw.get("batch_size"),
             cache=cache))
+    return {"results": results, "captions": captions}
 
-    judge_dir = Path(judge_dir.result() if hasattr(judge_dir, "result") else judge_dir)
+
+def judge_test_split(tw: Path, out: Path, scale: Scale, concept: str, judge_dir: Path, inputs: dict
+                     ) -> tuple[dict, dict]:
+    """(metrics per system, per-image measures per system): the test captions scored by the judge CLIP and
+    checked against each image's scene."""
+    from transformers import AutoProcessor, CLIPModel
+
+    from .evaluation import load_eval_set
+    from .io_utils import atomic_write_json
+    from .metrics import clip_scores
+    from .toyworld import load_hf_split
+    from .toyworld.claims import errors_corrected, held_out_mentions
+
+    results, captions = inputs["test_captions"]["results"], inputs["test_captions"]["captions"]
+    examples = load_eval_set(toyworld=str(tw), split="eval", references="dense", limit=scale.eval)
+    table = load_hf_split(tw, "eval").select(range(len(examples)))
     judge = CLIPModel.from_pretrained(judge_dir).eval()
     judge_processor = AutoProcessor.from_pretrained(judge_dir)
     images = [ex.image for ex in examples]
     references = [ex.references for ex in examples]
+    per_image = {}
     for key, metrics in results.items():
         preds = ["" if c is None else c for c in captions[key]]
         scores = clip_scores(images, preds, judge, judge_processor, references=references)
@@ -315,69 +362,82 @@ def _mean(values) -> float | None:
     return sum(counted) / len(counted) if counted else None
 
 
-def _downstream_job(kind: str, tw: Path, out: Path, runs: Path, scale: Scale, seed: int, share: float = 0.0):
-    import torch
 
+
+# ---- the downstream experiment: CLIPs trained on alt-texts, re-captions and mixes --------------------------
+
+RECAPTION_PARTS = 2
+
+
+def recaption_part(runs: Path, tw: Path, out: Path, scale: Scale, part: int) -> dict:
     from .toyworld import downstream
 
-    torch.set_num_threads(1)
-    if kind == "judge":
-        _pretrain_one("judge", tw, out, backbone_options(scale), seed)
-        return str(out / "judge_clip")
-    if kind == "recaption":
-        return downstream.recaption_split(runs / "altogether" / "final", tw, "backbone", out, batch_size=scale.batch_size)
-    synthetic = json.loads((out.parent / "recaptions.json").read_text(encoding="utf-8")) if share else None
-    return downstream.train_condition(tw, out, synthetic, share, seed, backbone_options(scale))
+    return downstream.recaption_split(runs / "altogether" / "final", tw, "backbone", out, batch_size=scale.batch_size,
+                                      part=part, parts=RECAPTION_PARTS)
 
 
-def evaluate_with_downstream(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, seed: int, concept: str,
-                             progress: bool) -> tuple[dict, dict, dict | None, dict]:
-    """The captioners' evaluation here, while two worker processes train the judge CLIP, re-caption the
-    backbone split and train the downstream CLIPs (raw alt-texts first: it needs no re-captions).
-
-    Returns (metrics, per-image measures, downstream results or None, the judge's pretraining metrics)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    import torch
-
-    from .io_utils import atomic_write_json
+def train_downstream(tw: Path, out: Path, seed: int, options: dict, share: float = 0.0, inputs: dict | None = None
+                     ) -> dict:
+    """One downstream CLIP; `inputs` are the re-captioning jobs' results when `share` > 0."""
     from .toyworld import downstream
 
-    root = out / "downstream"
-    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
-        judge = pool.submit(_downstream_job, "judge", tw, bb, runs, scale, seed)
-        if scale.downstream:
-            recaptions = pool.submit(_downstream_job, "recaption", tw, root / "recaption", runs, scale, seed)
-            jobs = {"alt_text": pool.submit(_downstream_job, "train", tw, root / "alt_text", runs, scale, seed)}
-        torch.set_num_threads(1)
-        validation = evaluate_validation(tw, runs, out, scale)
-        results, per_image = evaluate_systems(tw, runs, out, scale, concept, judge, progress)
-        results["validation"] = validation
-        judge_metrics = json.loads((bb / "judge_clip" / "pretrain_metrics.json").read_text(encoding="utf-8"))
-        if not scale.downstream:
-            return results, per_image, None, judge_metrics
-        atomic_write_json(root / "recaptions.json", recaptions.result())
-        shares = {"altogether": 1.0, **{f"mix_{share:g}": share for share in scale.mix_shares}}
-        for name, share in shares.items():
-            jobs[name] = pool.submit(_downstream_job, "train", tw, root / name, runs, scale, seed, share)
-        trained = {name: job.result() for name, job in jobs.items()}
-    # the mix share: the best validation score (pretrain_clip evaluated every CLIP on `val`)
+    synthetic = {key: text for part in (inputs or {}).values() for key, text in part.items()} if share else None
+    return downstream.train_condition(tw, out, synthetic, share, seed, options)
+
+
+def score_downstream(tw: Path, root: Path, scale: Scale, concept: str, shares: dict, inputs: dict) -> dict:
+    """The mix share with the best validation score (every CLIP was evaluated on `val` by `pretrain_clip`),
+    then each condition scored on the test split: {"summary": ..., "per_image": ...}."""
+    from .toyworld import downstream
+
+    trained = {name: inputs[f"ds_{name}"] for name in ("alt_text", *shares)}
     mixes = {name: m for name, m in trained.items() if name.startswith("mix_")}
     chosen = max(mixes, key=lambda name: downstream.selection_score(mixes[name]))
     conditions = {"alt_text": "alt_text", "altogether": "altogether", "mix": chosen}
-    test, per_image_test = {}, {}
+    test, per_image = {}, {}
     for condition, folder in conditions.items():
         scored = downstream.score_clip(root / folder, tw, "eval", held_out=(concept,), limit=scale.eval)
-        per_image_test[condition] = scored.pop("per_example")
+        per_image[condition] = scored.pop("per_example")
         test[condition] = scored
     summary = {
         "validation": {name: {k: v for k, v in m.items() if not isinstance(v, (dict, list))} for name, m in trained.items()},
         "mix_share": shares[chosen], "mix_candidates": list(scale.mix_shares),
         "selection_metrics": list(downstream.SELECTION_METRICS), "test": test,
-        "recaptioned_images": len(json.loads((root / "recaptions.json").read_text(encoding="utf-8"))),
+        "recaptioned_images": sum(len(inputs[f"recaption_{part}"]) for part in range(RECAPTION_PARTS)),
     }
-    return results, per_image, {"summary": summary, "per_image": per_image_test}, judge_metrics
+    return {"summary": summary, "per_image": per_image}
+
+
+def seed_jobs(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, seed: int, concept: str, progress: bool
+              ) -> list[Job]:
+    """Every job of one seed after the toy world, in priority order: the chain through Altogether, its
+    re-captions and the downstream CLIPs is the longest, so it goes first."""
+    options, auxiliary = backbone_options(scale), backbone_options(scale, auxiliary=True)
+    root = out / "downstream"
+    shares = {"altogether": 1.0, **{f"mix_{share:g}": share for share in scale.mix_shares}}
+    captioners = {job.name: job for job in captioner_jobs(tw, bb, runs, scale, seed)}
+    jobs = [Job("clip", pretrain_one, ("clip", tw, bb, options, seed)),
+            Job("lm", pretrain_one, ("lm", tw, bb, options, seed)),
+            captioners["altogether_pt"], captioners["altogether"]]
+    recaptions = tuple(f"recaption_{part}" for part in range(RECAPTION_PARTS))
+    if scale.downstream:
+        jobs += [Job(name, recaption_part, (runs, tw, root / "recaption", scale, part), after=("altogether",))
+                 for part, name in enumerate(recaptions)]
+        jobs += [Job(f"ds_{name}", train_downstream, (tw, root / name, seed, auxiliary, share), uses=recaptions)
+                 for name, share in shares.items()]
+    jobs += [captioners["clipcap_pt"], captioners["clipcap"],
+             Job("bart", pretrain_one, ("bart", tw, bb, options, seed)), captioners["antarctic"],
+             Job("test_captions", caption_test_split, (tw, runs, out, scale, concept, progress),
+                 after=("altogether", "clipcap", "antarctic")),
+             Job("validation", evaluate_validation, (tw, runs, out, scale), after=("altogether", "clipcap")),
+             Job("judge", pretrain_one, ("judge", tw, bb, auxiliary, seed)),
+             Job("judge_scores", judge_test_split, (tw, out, scale, concept, bb / "judge_clip"),
+                 uses=("test_captions",), after=("judge",))]
+    if scale.downstream:
+        jobs += [Job("ds_alt_text", train_downstream, (tw, root / "alt_text", seed, auxiliary)),
+                 Job("ds_scores", score_downstream, (tw, root, scale, concept, shares),
+                     uses=(*recaptions, "ds_alt_text", *(f"ds_{name}" for name in shares)))]
+    return jobs
 
 
 def recaption_eval_shards(tw: Path, runs: Path, out: Path, scale: Scale) -> dict:
@@ -602,20 +662,25 @@ def run_seed(out: Path, seed: int, scale_name: str, progress: bool) -> dict:
     splits = {"train": scale.train, "val": scale.val, "eval": scale.eval, "backbone": scale.backbone, "judge": scale.judge}
     world = stages.run("toy world", generate_toyworld, tw, splits=splits, config=config,
                        shard_size=max(scale.eval // 2, 8), progress=progress)
-    backbones = stages.run("toy CLIP, LM and BART", pretrain_backbones, tw, bb, scale, seed)
-    stages.run("train Altogether (PT, FT), ClipCap (PT, FT) and antarctic", train_captioners, tw, bb, runs, scale, seed)
-    results, per_image, downstream, backbones["judge"] = stages.run(
-        "evaluate, the judge CLIP" + (" and the downstream CLIPs" if scale.downstream else ""), evaluate_with_downstream,
-        tw, bb, runs, out, scale, seed, concept, progress)
+    jobs = seed_jobs(tw, bb, runs, out, scale, seed, concept, progress)
+    done, job_seconds = stages.run(f"backbones, captioners, evaluation{', downstream' if scale.downstream else ''} "
+                                   f"({len(jobs)} jobs on 2 processes)", run_jobs, jobs, 2, progress)
+    backbones = {name: done[name] for name in ("clip", "lm", "bart", "judge")}
+    atomic_write_json(bb / "metrics.json", backbones, indent=1)
+    results, per_image = done["judge_scores"]
+    downstream = done.get("ds_scores")
+    if downstream:
+        captions = {key: text for part in range(RECAPTION_PARTS) for key, text in done[f"recaption_{part}"].items()}
+        atomic_write_json(out / "downstream" / "recaptions.json", captions)
     recaption = stages.run("re-caption test shards", recaption_eval_shards, tw, runs, out, scale)
     shown = stages.run("reload and caption through the pipelines", reload_and_caption, tw, runs)
     samples_html(tw, out, n=min(12, scale.eval))
     summary = {
         "seed": seed, "scale": scale_name, "config": {"scale": asdict(scale), "toyworld": asdict(config)},
-        "seconds": round(time.perf_counter() - started, 1), "stage_seconds": stages.seconds,
+        "seconds": round(time.perf_counter() - started, 1), "stage_seconds": stages.seconds, "job_seconds": job_seconds,
         "toyworld": world["splits"], "backbones": backbones, "held_out_concept": concept, "test_images": scale.eval,
         "systems": {key: {k: v for k, v in results[key].items() if k != "per_example"} for _, key in SYSTEMS},
-        "validation": results["validation"],
+        "validation": done["validation"],
         "downstream": downstream["summary"] if downstream else None,
         "recaption": recaption, "pipeline_samples": shown, "machine": machine_info(), "revision": code_revision(),
     }

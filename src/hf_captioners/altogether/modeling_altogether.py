@@ -386,6 +386,9 @@ class AltogetherForConditionalGeneration(AltogetherPreTrainedModel, GenerationMi
             logits = logits[..., : self.config.lm_vocab_size]
         loss = None
         if labels is not None:
+            if isinstance(logits_to_keep, int) and logits_to_keep > 0:
+                # logits for the last positions only (training: the caption's): their labels are the last ones
+                labels = labels[:, -logits_to_keep:]
             loss = ForCausalLMLoss(logits.contiguous(), labels, logits.shape[-1], num_items_in_batch=num_items_in_batch)
         return AltogetherCausalLMOutputWithPast(
             loss=loss,

@@ -33,12 +33,16 @@ SELECTION_METRICS = ("zero_shot_object_acc", "recall_at_1")
 
 
 def recaption_split(model_dir: str | os.PathLike, toyworld: str | os.PathLike, split: str, out: str | os.PathLike,
-                    batch_size: int = 32, max_new_tokens: int = 48) -> dict[str, str]:
-    """Re-caption one split's shards with a saved Altogether (greedy), as a user re-captions a dataset."""
+                    batch_size: int = 32, max_new_tokens: int = 48, part: int = 0, parts: int = 1) -> dict[str, str]:
+    """Re-caption one split's shards with a saved Altogether (greedy), as a user re-captions a dataset.
+
+    `part` of `parts` takes every `parts`-th shard, so that several processes can share a split."""
     from ..captioners import load_captioner
     from ..recaption import caption_shards, expand_shard_specs, shard_outputs
 
-    shards = expand_shard_specs(str(Path(toyworld) / "shards" / f"{split}-*.tar"))
+    if not 0 <= part < parts:
+        raise ValueError(f"part {part} of {parts}: expected 0 <= part < parts")
+    shards = expand_shard_specs(str(Path(toyworld) / "shards" / f"{split}-*.tar"))[part::parts]
     captioner = load_captioner(str(model_dir), generate_kwargs={"do_sample": False, "max_new_tokens": max_new_tokens})
     # decoding in this process: it runs inside a worker of the demo's pool, one core each
     summary = caption_shards(captioner, shards, out, batch_size=batch_size, num_workers=0, progress=False)
