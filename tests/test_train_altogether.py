@@ -162,3 +162,28 @@ def test_two_cpu_processes_train_and_checkpoint(backbones, tiny_toyworld, tmp_pa
     resumed = _run([*args, "--max_steps", "6", "--resume_from_checkpoint", str(checkpoint)])
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert len(_losses(tmp_path / "ddp")) == 6
+
+
+def test_keep_named_prompts_only_spares_records_whose_caption_names_the_alt_texts_name():
+    from examples_loader import load_example
+
+    script = load_example("train_altogether")
+    assert script.names_shared("Palplex, orange ring print", "A picture of Palplex showing an orange ring.")
+    assert not script.names_shared("orange ring print", "A picture showing an orange ring.")
+    assert not script.names_shared("Palplex ring", "Palplex is the first word only, a ring.")  # the first word
+    assert script.names_shared(["blue star", "Vuldu artwork"], "A picture of Vuldu showing a star.")
+
+    class Processor:  # records what the collator hands the real processor
+        def __call__(self, images, alt_text, captions, return_tensors):
+            self.prompts = alt_text
+            return {}
+
+    records = [{"key": "named", "alt": "Palplex ring", "round3": "A picture of Palplex showing a ring.",
+                "image_embeds": [0.0]},
+               {"key": "plain", "alt": "a ring", "round3": "A picture showing a ring.", "image_embeds": [0.0]}]
+    for keep, expected in ((False, [None, None]), (True, ["Palplex ring", None])):
+        processor = Processor()
+        collate = script.AltogetherCollator(processor, "ft", 0, 1.0, True, None, script.BadRecords(),
+                                            keep_named_prompts=keep)
+        collate(records)
+        assert processor.prompts == expected
