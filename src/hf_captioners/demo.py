@@ -55,7 +55,7 @@ class Scale:
 
 SCALES = {
     "full": Scale(20000, 500, 500, 10000, 5000, {}, pt_steps=300, ft_epochs=2, ft_max_steps=None, antarctic_steps=1000,
-                  cache_size=2000, num_candidates=16, auxiliary_clip_steps=200),
+                  cache_size=2000, num_candidates=16, ft_learning_rate=3.2e-3, auxiliary_clip_steps=200),
     "fast": Scale(3000, 200, 200, 3000, 1000, {"fast": True}, pt_steps=40, ft_epochs=1, ft_max_steps=90,
                   antarctic_steps=80, cache_size=1000, num_candidates=8, downstream=False),
     "tiny": Scale(64, 16, 16, 64, 64, {"steps": 3}, pt_steps=2, ft_epochs=1, ft_max_steps=2,
@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=_seed_list, default=None,
                         help="comma-separated seeds (e.g. 0,1,2): one run per seed under --out/seed-N (a finished one "
-                             "is reused), then one report of the seed means with their intervals")
+                             "with the same scale settings is reused), then one report of the seed means with their intervals")
     parser.add_argument("--update-readme", action="store_true", help="write the table and plot into README.md/docs")
     parser.add_argument("--publish-only", action="store_true",
                         help="skip the run: write README.md/docs from the results.json already in --out")
@@ -216,7 +216,7 @@ def captioner_jobs(tw: Path, bb: Path, runs: Path, scale: Scale, seed: int) -> l
           "--text_model", bb / "lm", *MAPPER, "--max_steps", scale.pt_steps, "--learning_rate", "1e-3", *common]
     ft = ["--stage", "ft", "--train_json", tw / "altogether_ft" / "train.json", "--image_root", tw / "images",
           "--precompute_image_embeds", "--num_epochs", scale.ft_epochs, "--learning_rate", scale.ft_learning_rate,
-          *common]
+          "--keep_named_prompts", *common]  # chosen on val (docs/protocol.md); no effect without alt-texts
     if scale.ft_max_steps:
         ft += ["--max_steps", scale.ft_max_steps]
     jobs = []
@@ -720,6 +720,8 @@ def aggregate(out: Path, seed_dirs: list[Path], command: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     out = Path(args.out)
     if args.publish_only:
         publish(out)
@@ -735,7 +737,9 @@ def run(args: argparse.Namespace) -> int:
         for seed in args.seeds:
             folder = out / f"seed-{seed}"
             done = folder / "run.json"
-            if done.exists() and json.loads(done.read_text(encoding="utf-8"))["scale"] == scale_name:
+            finished = json.loads(done.read_text(encoding="utf-8")) if done.exists() else {}
+            if finished.get("scale") == scale_name and finished["config"]["scale"] == json.loads(
+                    json.dumps(asdict(SCALES[scale_name]))):
                 logger.info("seed %d: reusing the finished run in %s", seed, folder)
             else:
                 run_seed(folder, seed, scale_name, progress)
