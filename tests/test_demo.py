@@ -47,7 +47,7 @@ def test_tiny_demo_runs_every_stage_and_writes_the_report(tmp_path):
     assert set(seed_run["job_seconds"]) == {  # every job of the graph ran once and was timed
         "clip", "lm", "bart", "judge", "altogether_pt", "altogether", "clipcap_pt", "clipcap", "antarctic",
         "test_captions", "validation", "judge_scores", "recaption_0", "recaption_1", "ds_alt_text",
-        "ds_altogether", "ds_mix_0.5", "ds_scores"}
+        "ds_altogether", "ds_mix_0.5", "ds_scores", "recaption_test_shards"}
     assert len(seed_run["pipeline_samples"]) == 3
     assert all(isinstance(s["antarctic image-to-text"], str) for s in seed_run["pipeline_samples"])
     per_image = json.loads((out / "per_image.json").read_text())

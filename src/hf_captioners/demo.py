@@ -55,8 +55,8 @@ class Scale:
 
 
 SCALES = {
-    "full": Scale(20000, 500, 500, 10000, 5000, {}, pt_steps=300, ft_epochs=2, ft_max_steps=None, antarctic_steps=700,
-                  cache_size=2000, num_candidates=16, ft_learning_rate=3.2e-3, auxiliary_clip_steps=150, bart_steps=450),
+    "full": Scale(20000, 500, 500, 10000, 5000, {}, pt_steps=300, ft_epochs=2, ft_max_steps=None, antarctic_steps=1000,
+                  cache_size=2000, num_candidates=16, ft_learning_rate=3.2e-3, auxiliary_clip_steps=100),
     "fast": Scale(3000, 200, 200, 3000, 1000, {"fast": True}, pt_steps=40, ft_epochs=1, ft_max_steps=90,
                   antarctic_steps=80, cache_size=1000, num_candidates=8, downstream=False),
     "tiny": Scale(64, 16, 16, 64, 64, {"steps": 3}, pt_steps=2, ft_epochs=1, ft_max_steps=2,
@@ -436,6 +436,7 @@ def seed_jobs(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, seed: int
              Job("test_captions", caption_test_split, (tw, runs, out, scale, concept, progress),
                  after=("altogether", "clipcap", "antarctic")),
              Job("validation", evaluate_validation, (tw, runs, out, scale), after=("altogether", "clipcap")),
+             Job("recaption_test_shards", recaption_eval_shards, (tw, runs, out, scale), after=("altogether",)),
              Job("judge", pretrain_one, ("judge", tw, bb, auxiliary, seed)),
              Job("judge_scores", judge_test_split, (tw, out, scale, concept, bb / "judge_clip"),
                  uses=("test_captions",), after=("judge",))]
@@ -452,7 +453,7 @@ def recaption_eval_shards(tw: Path, runs: Path, out: Path, scale: Scale) -> dict
 
     captioner = load_captioner(str(runs / "altogether" / "final"), generate_kwargs={"do_sample": False, "max_new_tokens": 48})
     summary = caption_shards(captioner, expand_shard_specs(str(tw / "shards" / "eval-*.tar")), out / "recaption",
-                             batch_size=scale.batch_size, num_workers=1, extra_formats=("jsonl",), progress=False)
+                             batch_size=scale.batch_size, num_workers=0, extra_formats=("jsonl",), progress=False)
     return {"line": summary.line(), "captioned": summary.captioned, "images_per_second": summary.images_per_second}
 
 
@@ -678,7 +679,7 @@ def run_seed(out: Path, seed: int, scale_name: str, progress: bool) -> dict:
     if downstream:
         captions = {key: text for part in range(RECAPTION_PARTS) for key, text in done[f"recaption_{part}"].items()}
         atomic_write_json(out / "downstream" / "recaptions.json", captions)
-    recaption = stages.run("re-caption test shards", recaption_eval_shards, tw, runs, out, scale)
+    recaption = done["recaption_test_shards"]
     shown = stages.run("reload and caption through the pipelines", reload_and_caption, tw, runs)
     samples_html(tw, out, n=min(12, scale.eval))
     summary = {
