@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .metrics.intervals import Estimate
@@ -51,7 +51,6 @@ class Scale:
     mix_shares: tuple[float, ...] = (0.5, 0.75)
     ft_learning_rate: float = 8e-4
     auxiliary_clip_steps: int | None = None  # the judge and the downstream CLIPs; None: the backbone recipe's
-    bart_steps: int | None = None  # None: the recipe's
 
 
 SCALES = {
@@ -151,9 +150,8 @@ def run_jobs(jobs: list[Job], workers: int = 2, progress: bool = True) -> tuple[
     names = [job.name for job in jobs]
     if len(set(names)) != len(names):
         raise ValueError(f"job names repeat: {names}")
-    by_name = {job.name: job for job in jobs}
     for job in jobs:
-        unknown = set(job.after + job.uses) - set(by_name)
+        unknown = set(job.after + job.uses) - set(names)
         if unknown:
             raise ValueError(f"job {job.name} waits on unknown jobs {sorted(unknown)}")
     results, seconds, running = {}, {}, {}
@@ -367,8 +365,6 @@ def _mean(values) -> float | None:
     return sum(counted) / len(counted) if counted else None
 
 
-
-
 # ---- the downstream experiment: CLIPs trained on alt-texts, re-captions and mixes --------------------------
 
 RECAPTION_PARTS = 2
@@ -418,7 +414,6 @@ def seed_jobs(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, seed: int
     """Every job of one seed after the toy world, in priority order: the chain through Altogether, its
     re-captions and the downstream CLIPs is the longest, so it goes first."""
     options, auxiliary = backbone_options(scale), backbone_options(scale, auxiliary=True)
-    bart = {**options, "steps": scale.bart_steps} if scale.bart_steps and "steps" not in options else options
     root = out / "downstream"
     shares = {"altogether": 1.0, **{f"mix_{share:g}": share for share in scale.mix_shares}}
     captioners = {job.name: job for job in captioner_jobs(tw, bb, runs, scale, seed)}
@@ -432,7 +427,7 @@ def seed_jobs(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, seed: int
         jobs += [Job(f"ds_{name}", train_downstream, (tw, root / name, seed, auxiliary, share), uses=recaptions)
                  for name, share in shares.items()]
     jobs += [captioners["clipcap_pt"], captioners["clipcap"],
-             Job("bart", pretrain_one, ("bart", tw, bb, bart, seed)), captioners["antarctic"],
+             Job("bart", pretrain_one, ("bart", tw, bb, options, seed)), captioners["antarctic"],
              Job("test_captions", caption_test_split, (tw, runs, out, scale, concept, progress),
                  after=("altogether", "clipcap", "antarctic")),
              Job("validation", evaluate_validation, (tw, runs, out, scale), after=("altogether", "clipcap")),
@@ -655,8 +650,6 @@ def code_revision() -> dict:
 
 def run_seed(out: Path, seed: int, scale_name: str, progress: bool) -> dict:
     """One seeded run (its own toy world, backbones and captioners) into `out`: `run.json` + `per_image.json`."""
-    from dataclasses import asdict
-
     from .io_utils import atomic_write_json
     from .toyworld import ToyWorldConfig, generate_toyworld
 
@@ -727,8 +720,6 @@ def aggregate(out: Path, seed_dirs: list[Path], command: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     out = Path(args.out)
     if args.publish_only:
         publish(out)
