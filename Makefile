@@ -16,14 +16,14 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(TEST_ENV) $(VENV)/bin/hf-captioners demo --out results $(DEMO_ARGS)
+	$(TEST_ENV) $(PY) examples/toy_reproduction.py --out results $(DEMO_ARGS)
 
 # The README's results block: three seeds (about an hour on 2 cores), aggregated with intervals.
 demo-seeds: $(STAMP)
-	$(TEST_ENV) $(VENV)/bin/hf-captioners demo --out results --seeds 0,1,2 --update-readme $(DEMO_ARGS)
+	$(TEST_ENV) $(PY) examples/toy_reproduction.py --out results --seeds 0,1,2 --update-readme $(DEMO_ARGS)
 
 demo-fast: $(STAMP)
-	$(TEST_ENV) $(VENV)/bin/hf-captioners demo --out results --fast $(DEMO_ARGS)
+	$(TEST_ENV) $(PY) examples/toy_reproduction.py --out results --fast $(DEMO_ARGS)
 
 test: $(STAMP)
 	@home=$$(mktemp -d); trap 'rm -rf "$$home"' EXIT; \

@@ -19,7 +19,7 @@ import torch
 from transformers import AutoModelForCausalLM, CLIPVisionModelWithProjection, GPT2Config
 
 from hf_captioners.altogether import AltogetherForConditionalGeneration, AltogetherProcessor
-from hf_captioners.altogether.testing_altogether import tiny_tokenizer, tiny_vision_config, toy_texts
+from hf_captioners.toyworld.tiny_altogether import tiny_tokenizer, tiny_vision_config, toy_texts
 
 
 @torch.no_grad()

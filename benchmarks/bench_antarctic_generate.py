@@ -16,7 +16,8 @@ import time
 import torch
 
 from hf_captioners.antarctic import AntarcticCache, AntarcticForConditionalGeneration
-from hf_captioners.antarctic_tiny import tiny_config, tiny_processor, tiny_tokenizers, toy_texts
+from hf_captioners.registry import model_pipeline
+from hf_captioners.toyworld.tiny_antarctic import tiny_config, tiny_processor, tiny_tokenizers, toy_texts
 
 
 def main() -> None:
@@ -43,12 +44,13 @@ def main() -> None:
     print(f"threads={torch.get_num_threads()} params={params / 1e6:.1f}M cache={n} batch={args.batch} "
           "beam 3 / return 3, 30 new tokens")
 
-    model.caption(pixel_values[:2], processor, **gen)  # warm-up
+    pipe = model_pipeline(model, processor)
+    pipe.caption_pixels(pixel_values[:2], **gen)  # warm-up
     start = time.perf_counter()
-    batched = model.caption(pixel_values, processor, **gen)
+    batched = pipe.caption_pixels(pixel_values, **gen)
     t_batched = time.perf_counter() - start
     start = time.perf_counter()
-    looped = [model.caption(pixel_values[i : i + 1], processor, **gen)[0] for i in range(args.batch)]
+    looped = [pipe.caption_pixels(pixel_values[i : i + 1], **gen)[0] for i in range(args.batch)]
     t_loop = time.perf_counter() - start
     agree = sum(a == b for a, b in zip(batched, looped))
     print(f"one image at a time: {args.batch / t_loop:.2f} images/s ({t_loop:.1f} s)")

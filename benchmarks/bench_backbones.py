@@ -14,7 +14,7 @@ import argparse
 import logging
 import tempfile
 
-from hf_captioners.backbones import pretrain_backbones
+from hf_captioners.toyworld.backbones import pretrain_backbones
 
 QUALITY = {
     "clip": ("recall_at_1", "recall_at_1_short", "zero_shot_color_acc", "zero_shot_shape_acc"),

@@ -26,7 +26,7 @@ def build_model(out: Path, hidden: int, layers: int) -> Path:
     from transformers import AutoModelForCausalLM, CLIPVisionModelWithProjection, GPT2Config
 
     from hf_captioners.altogether import AltogetherForConditionalGeneration, AltogetherProcessor
-    from hf_captioners.altogether.testing_altogether import tiny_tokenizer, tiny_vision_config
+    from hf_captioners.toyworld.tiny_altogether import tiny_tokenizer, tiny_vision_config
 
     tokenizer = tiny_tokenizer()
     processor = AltogetherProcessor.from_backbones(64, tokenizer, prefix_length=10, prompt_length=32)
@@ -46,8 +46,8 @@ def build_model(out: Path, hidden: int, layers: int) -> Path:
 def preloaded_generate(model_dir: Path, shards: list[str], batch_size: int) -> tuple[float, int]:
     from PIL import Image
 
-    from hf_captioners.captioners import load_captioner
-    from hf_captioners.recaption import Record, iter_shard_records
+    from hf_captioners.recaption.adapters import load_captioner
+    from hf_captioners.recaption.engine import Record, iter_shard_records
 
     captioner = load_captioner(str(model_dir))
     records = [r for s in shards for r in iter_shard_records(s) if isinstance(r, Record)]
@@ -59,8 +59,8 @@ def preloaded_generate(model_dir: Path, shards: list[str], batch_size: int) -> t
 
 
 def end_to_end(model_dir: Path, shards: list[str], batch_size: int, out: Path) -> tuple[float, int]:
-    from hf_captioners.captioners import load_captioner
-    from hf_captioners.recaption import caption_shards
+    from hf_captioners.recaption.adapters import load_captioner
+    from hf_captioners.recaption.engine import caption_shards
 
     captioner = load_captioner(str(model_dir))
     start = time.perf_counter()
@@ -71,8 +71,8 @@ def end_to_end(model_dir: Path, shards: list[str], batch_size: int, out: Path) -
 def peak_rss_mib(model_dir: Path, pattern: str, out: Path) -> float:
     code = (
         "import resource, sys\n"
-        "from hf_captioners.captioners import load_captioner\n"
-        "from hf_captioners.recaption import caption_shards, expand_shard_specs\n"
+        "from hf_captioners.recaption.adapters import load_captioner\n"
+        "from hf_captioners.recaption.engine import caption_shards, expand_shard_specs\n"
         f"c = load_captioner({str(model_dir)!r})\n"
         f"caption_shards(c, expand_shard_specs({pattern!r}), {str(out)!r}, batch_size=32, num_workers=1, progress=False)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"

@@ -39,8 +39,8 @@ def child_local(model: str, shards: list[str], out: str, cpus: int, batch_size: 
     start = time.perf_counter()
     import torch
 
-    from hf_captioners.captioners import load_captioner
-    from hf_captioners.recaption import caption_shards
+    from hf_captioners.recaption.adapters import load_captioner
+    from hf_captioners.recaption.engine import caption_shards
 
     torch.set_num_threads(cpus)
     captioner = load_captioner(model)
@@ -54,7 +54,7 @@ def child_ray(model: str, shards: list[str], out: str, cpus: int, batch_size: in
     start = time.perf_counter()
     import ray
 
-    from hf_captioners.recaption_ray import LoadCaptioner, caption_shards_ray, start_ray
+    from hf_captioners.recaption.ray_engine import LoadCaptioner, caption_shards_ray, start_ray
 
     temp_dir = tempfile.mkdtemp(prefix="rayb", dir="/tmp")  # short: unix socket paths are limited
     try:

@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from hf_captioners.recaption_cli import add_arguments, run
+from hf_captioners.commands.caption_shards import add_arguments, run
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -11,7 +11,7 @@ Same options as `hf-captioners evaluate` (this script is that command).
 
 import sys
 
-from hf_captioners.cli import main
+from hf_captioners.commands import main
 
 if __name__ == "__main__":
     sys.exit(main(["evaluate", *sys.argv[1:]]))

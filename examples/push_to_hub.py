@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from hf_captioners.hub import push_to_hub
+from hf_captioners.hub.push import push_to_hub
 
 
 def main(argv: list[str] | None = None) -> int:

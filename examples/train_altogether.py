@@ -25,8 +25,8 @@ import torch
 
 from hf_captioners.altogether.image_utils import ImageInputError, load_rgb_image
 from hf_captioners.io_utils import atomic_write_json
-from hf_captioners.recaption import prepare_alt_texts
-from hf_captioners.training import (
+from hf_captioners.recaption.engine import prepare_alt_texts
+from hf_captioners.training.loop import (
     BadRecords,
     add_train_arguments,
     example_rng,
@@ -181,7 +181,7 @@ def load_train_data(args, processor, model, accelerator):
     if args.stage == "pt":
         from datasets.distributed import split_dataset_by_node
 
-        from hf_captioners.recaption import expand_shard_specs
+        from hf_captioners.recaption.engine import expand_shard_specs
 
         shards = expand_shard_specs(args.train_shards)
         stream = datasets.load_dataset("webdataset", data_files={"train": shards}, split="train", streaming=True)

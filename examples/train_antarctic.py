@@ -34,7 +34,7 @@ import torch
 
 from hf_captioners.antarctic.image_utils import ImageInputError, load_rgb_image
 from hf_captioners.io_utils import atomic_write_json
-from hf_captioners.training import (
+from hf_captioners.training.loop import (
     BadRecords,
     add_train_arguments,
     example_rng,
@@ -164,7 +164,7 @@ def iterate_images(records, processor, batch_size: int, num_workers: int, desc: 
 
 
 @torch.no_grad()
-def retrieve_tables(model, processor, records, args, disable_progress: bool):
+def retrieve_tables(model, retriever, processor, records, args, disable_progress: bool):
     """The frozen CLIP + cache give each image a fixed table: retrieve them all once, in batches."""
     tables, failures = {}, []
     for indices, pixels, failed in iterate_images(records, processor, args.retrieval_batch_size, args.num_workers,
@@ -172,9 +172,9 @@ def retrieve_tables(model, processor, records, args, disable_progress: bool):
         failures += [(records[i]["key"], reason) for i, reason in failed]
         if pixels is None:
             continue
-        entries, _, _ = model.retrieve(pixel_values=pixels, top_k=args.top_k)
-        for i, row in zip(indices, entries):
-            tables[records[i]["key"]] = processor.linearize(row)
+        _, linearized, _ = retriever.retrieve(model.get_image_features(pixels), top_k=args.top_k)
+        for i, table in zip(indices, linearized):
+            tables[records[i]["key"]] = table
     return tables, failures
 
 
@@ -245,10 +245,10 @@ def check_decoder_start(model, processor) -> None:
 
 def get_cache(model, processor, records, args, accelerator):
     """--cache, else the resumed model's, else built from the training captions (on the main process, which
-    saves it for the others). --custom_entries are embedded and appended."""
-    from hf_captioners.antarctic import AntarcticCache
+    saves it for the others). --custom_entries are embedded and appended. Returns (cache, its retriever)."""
+    from hf_captioners.antarctic import AntarcticCache, AntarcticRetriever
 
-    encoder = model.text_encoder(processor.clip_tokenizer)
+    encoder = AntarcticRetriever(None, model.clip, processor).encode
     shared = Path(args.output_dir) / "cache"
     if args.cache:
         path = Path(args.cache)
@@ -274,15 +274,15 @@ def get_cache(model, processor, records, args, accelerator):
     if new:
         cache.add(new, text_encoder=encoder)
     model.set_cache(cache)
-    return cache
+    return cache, AntarcticRetriever.from_model(model, processor)
 
 
-def get_tables(model, processor, records, args, accelerator, bad: BadRecords):
+def get_tables(model, retriever, processor, records, args, accelerator, bad: BadRecords):
     """Tables are computed by the main process and shared through `output_dir/tables.json`."""
     path = Path(args.output_dir) / "tables.json"
     with accelerator.main_process_first():
         if accelerator.is_main_process:
-            tables, failures = retrieve_tables(model, processor, records, args, False)
+            tables, failures = retrieve_tables(model, retriever, processor, records, args, False)
             atomic_write_json(path, {"top_k": args.top_k, "tables": tables, "failures": failures})
         else:
             saved = json.loads(path.read_text(encoding="utf-8"))
@@ -297,19 +297,21 @@ def get_tables(model, processor, records, args, accelerator, bad: BadRecords):
 def evaluate(model, processor, args, device) -> dict:
     """Eval loss over every (table, reference) pair and CIDEr-D of the re-ranked captions."""
     from hf_captioners.metrics import cider_d
+    from hf_captioners.registry import model_pipeline
 
     bad = BadRecords()
     records = load_caption_records(args.eval_json or args.train_json, args.eval_split, args.image_root, bad)
     records = records[: args.eval_max_images]
     model.eval()
     gen = {"max_new_tokens": args.eval_max_new_tokens} if args.eval_max_new_tokens else {}
+    pipe = model_pipeline(model, processor)
     loss_sum, tokens, predictions, references = 0.0, 0, [], []
     for indices, pixels, failed in iterate_images(records, processor, args.eval_batch_size, 0, "evaluating", False):
         for i, reason in failed:
             bad.skip(records[i]["key"], reason)
         if pixels is None:
             continue
-        results = model.caption(pixels, processor, top_k=args.top_k, generate_kwargs=gen, return_candidates=True)
+        results = pipe.caption_pixels(pixels, top_k=args.top_k, generate_kwargs=gen, return_candidates=True)
         pairs = [(r["table"], c) for i, r in zip(indices, results) for c in records[i]["captions"]]
         for start in range(0, len(pairs), args.eval_batch_size):
             chunk = pairs[start : start + args.eval_batch_size]
@@ -337,16 +339,16 @@ def main(argv=None) -> int:
     model, processor = build_model(args)
     check_decoder_start(model, processor)
     model.to(accelerator.device).eval()
-    cache = get_cache(model, processor, records, args, accelerator)
+    cache, retriever = get_cache(model, processor, records, args, accelerator)
     table_started = time.perf_counter()
-    tables = get_tables(model, processor, records, args, accelerator, bad)
+    tables = get_tables(model, retriever, processor, records, args, accelerator, bad)
     table_seconds = time.perf_counter() - table_started
     examples = [{"key": r["key"], "table": tables[r["key"]], "captions": r["captions"]}
                 for r in records if r["key"] in tables]
     logger.info("%d training images (%d captions), cache of %d entries, top-%d tables in %.1fs", len(examples),
                 sum(len(e["captions"]) for e in examples), len(cache), args.top_k, table_seconds)
 
-    from hf_captioners.ln_tuning import merge_ln_tuning, wrap_for_ln_tuning
+    from hf_captioners.training.ln_tuning import merge_ln_tuning, wrap_for_ln_tuning
 
     peft_model = wrap_for_ln_tuning(model, args.ln_targets)
     collator = TableCaptionCollator(processor, args.seed)

@@ -24,7 +24,7 @@ def tiny_toyworld(tmp_path_factory):
 @pytest.fixture(scope="session")
 def altogether_dir(tmp_path_factory):
     """A saved tiny Altogether that decodes greedily, so engines' outputs can be compared byte for byte."""
-    from hf_captioners.altogether.testing_altogether import tiny_altogether
+    from hf_captioners.toyworld.tiny_altogether import tiny_altogether
 
     model, processor = tiny_altogether(image_size=32)
     model.generation_config.max_new_tokens = 6

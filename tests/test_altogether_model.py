@@ -11,7 +11,7 @@ from PIL import Image
 
 from hf_captioners.altogether import AltogetherConfig, AltogetherForConditionalGeneration
 from hf_captioners.altogether.modeling_altogether import build_mapper
-from hf_captioners.altogether.testing_altogether import tiny_altogether, tiny_tokenizer
+from hf_captioners.toyworld.tiny_altogether import tiny_altogether, tiny_tokenizer
 
 ALT_TEXTS = ["a red square &amp; friends", None, ["blue circle", "Zorblax photo", "blue circle"]]
 
@@ -377,7 +377,7 @@ def test_from_backbones_with_paths_full_clip_and_llama(tmp_path, tokenizer_facto
     from transformers import AutoModelForCausalLM, CLIPConfig, CLIPModel, LlamaConfig
 
     from hf_captioners.altogether import AltogetherProcessor
-    from hf_captioners.altogether.testing_altogether import tiny_vision_config
+    from hf_captioners.toyworld.tiny_altogether import tiny_vision_config
 
     tokenizer = tokenizer_factory()
     tokenizer.save_pretrained(tmp_path / "tok")

@@ -16,7 +16,7 @@ from PIL import Image
 
 from hf_captioners.altogether import AltogetherProcessor, join_alt_texts
 from hf_captioners.altogether.image_utils import ImageInputError
-from hf_captioners.altogether.testing_altogether import tiny_altogether, tiny_tokenizer
+from hf_captioners.toyworld.tiny_altogether import tiny_altogether, tiny_tokenizer
 
 PREFIX, PROMPT = 4, 16
 

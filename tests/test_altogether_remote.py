@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from hf_captioners.altogether.testing_altogether import tiny_altogether
+from hf_captioners.toyworld.tiny_altogether import tiny_altogether
 
 sys.path.insert(0, str(Path(__file__).parent))
 from isolation import run_without_package  # noqa: E402

@@ -13,8 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from hf_captioners.antarctic import AntarcticCache, AntarcticForConditionalGeneration, CacheError
+from hf_captioners.antarctic import (
+    AntarcticCache,
+    AntarcticForConditionalGeneration,
+    AntarcticRetriever,  # noqa: E402
+    CacheError,
+)
 from hf_captioners.antarctic.image_utils import ImageInputError
+from hf_captioners.registry import model_pipeline  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from isolation import run_without_package  # noqa: E402
@@ -22,11 +28,11 @@ from isolation import run_without_package  # noqa: E402
 
 @pytest.fixture(scope="module")
 def tiny():
-    from hf_captioners.antarctic_tiny import tiny_antarctic
     from hf_captioners.toyworld import ToyWorldConfig, generate_example
+    from hf_captioners.toyworld.tiny_antarctic import tiny_antarctic
 
     model, processor, texts = tiny_antarctic()
-    cache = AntarcticCache.from_corpus(texts, model.text_encoder(processor.clip_tokenizer), num_unigrams=40,
+    cache = AntarcticCache.from_corpus(texts, AntarcticRetriever(None, model.clip, processor).encode, num_unigrams=40,
                                        num_bigrams=40, progress=False)
     model.set_cache(cache)
     images = [Image.open(io.BytesIO(generate_example(ToyWorldConfig(), "eval", i).image_bytes)) for i in range(5)]
@@ -42,16 +48,20 @@ def test_tables_and_topk_order_equal_a_reference_restatement(tiny):
     the cache, top-k by cosine (its softmax keeps the order), each entry followed by ' | '."""
     model, processor, images = tiny
     px = pixels(processor, images)
-    entries, scores, image_embeds = model.retrieve(pixel_values=px, top_k=4)
+    retriever = AntarcticRetriever.from_model(model, processor)
+    image_embeds = model.get_image_features(px)
+    entries, tables, scores = retriever.retrieve(image_embeds, top_k=4)
     cache = model.cache
     reference = torch.nn.functional.normalize(image_embeds, dim=1) @ cache.embeddings.T
     ref_scores, ref_ids = reference.topk(4, dim=1)
     assert entries == [[cache.entries[i] for i in row] for row in ref_ids.tolist()]
     assert torch.allclose(scores, ref_scores, atol=1e-6)
-    table = processor.linearize(entries[0])
+    table = tables[0]
     assert table == f"{entries[0][0]} | {entries[0][1]} | {entries[0][2]} | {entries[0][3]} | "
-    assert model.caption(px[:1], processor, top_k=4, return_candidates=True)[0]["table"] == table
-    assert len(model.retrieve(pixel_values=px)[0][0]) == model.config.table_top_k == 10
+    assert model_pipeline(model, processor).caption_pixels(px[:1], top_k=4, return_candidates=True)[0]["table"] == table
+    assert len(retriever.retrieve(image_embeds)[0][0]) == model.config.table_top_k == 10
+    inputs = retriever(image_embeds, top_k=4)  # the generator's inputs, as RagRetriever hands them over
+    assert processor.batch_decode(inputs["input_ids"])[0] == table.strip()
 
 
 def test_reranking_picks_the_clip_argmax_of_the_candidates(tiny):
@@ -59,7 +69,7 @@ def test_reranking_picks_the_clip_argmax_of_the_candidates(tiny):
     highest cosine with the image wins; beam 3 / return 3 are sampler.py's defaults (lines 24-26)."""
     model, processor, images = tiny
     px = pixels(processor, images[:3])
-    results = model.caption(px, processor, return_candidates=True, generate_kwargs={"max_new_tokens": 6})
+    results = model_pipeline(model, processor).caption_pixels(px, return_candidates=True, generate_kwargs={"max_new_tokens": 6})
     image_embeds = model.get_image_features(px)
     for result, image in zip(results, image_embeds):
         tokens = processor.clip_tokenizer(result["candidates"], padding=True, return_tensors="pt")
@@ -74,28 +84,26 @@ def test_custom_entry_with_distinctive_embedding_enters_the_table(tiny):
     model, processor, images = tiny
     px = pixels(processor, images[:2])
     cache = model.cache.copy()
-    cache.text_encoder = model.text_encoder(processor.clip_tokenizer)
+    cache.text_encoder = AntarcticRetriever(None, model.clip, processor).encode
     before = len(cache)
     cache.add(["geoff hinton"], embeddings=model.get_image_features(px[:1]))
     cache.add(["ada lovelace"])  # embedded by the CLIP text tower, only the new entry
     assert len(cache) == before + 2
-    old = model.cache
-    model.set_cache(cache)
-    try:
-        entries, _, _ = model.retrieve(pixel_values=px)
-        assert entries[0][0] == "geoff hinton"
-        assert "geoff hinton" in processor.linearize(entries[0])
-        assert torch.allclose(cache.embeddings[-1], model.text_encoder(processor.clip_tokenizer)(["ada lovelace"])[0],
-                              atol=1e-6)
-    finally:
-        model.set_cache(old)
-    with pytest.raises(CacheError, match="dim"):
-        model.set_cache(AntarcticCache(["a"], torch.ones(1, 3)))
+    retriever = AntarcticRetriever.from_model(model, processor, cache=cache)
+    entries, tables, _ = retriever.retrieve(model.get_image_features(px))
+    assert entries[0][0] == "geoff hinton"
+    assert "geoff hinton" in tables[0]
+    assert torch.allclose(cache.embeddings[-1], retriever.encode(["ada lovelace"])[0], atol=1e-6)
+    assert model.cache is not cache  # the model's own cache is untouched
+    for target in (model, retriever):
+        with pytest.raises(CacheError, match="dim"):
+            target.set_cache(AntarcticCache(["a"], torch.ones(1, 3)))
 
 
 def test_training_decoder_start_matches_generation(tiny):
     model, processor, images = tiny
-    batch = model.prepare_tables(pixels(processor, images[:2]), processor, captions=["A red circle.", "a star"])
+    tables = AntarcticRetriever.from_model(model, processor).retrieve(model.get_image_features(pixels(processor, images[:2])))[1]
+    batch = processor(tables=tables, text_target=["A red circle.", "a star"])
     assert (batch["labels"][:, 0] == processor.tokenizer.bos_token_id).all()
     out = model(**batch)
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
@@ -112,17 +120,17 @@ def test_batched_caption_equals_one_image_at_a_time(tiny):
     model, processor, images = tiny
     px = pixels(processor, images)
     kwargs = {"generate_kwargs": {"max_new_tokens": 8}}
-    batched = model.caption(px, processor, **kwargs)
-    single = [model.caption(px[i : i + 1], processor, **kwargs)[0] for i in range(len(images))]
+    batched = model_pipeline(model, processor).caption_pixels(px, **kwargs)
+    single = [model_pipeline(model, processor).caption_pixels(px[i : i + 1], **kwargs)[0] for i in range(len(images))]
     assert batched == single
-    grouped = model.caption(px, processor, max_sequences_per_generate=6, **kwargs)  # 2 images per generate
+    grouped = model_pipeline(model, processor).caption_pixels(px, max_sequences_per_generate=6, **kwargs)  # 2 images per generate
     assert grouped == batched
 
 
 def test_sampling_many_candidates(tiny):
     model, processor, images = tiny
     torch.manual_seed(0)
-    results = model.caption(pixels(processor, images[:2]), processor, num_candidates=40, return_candidates=True,
+    results = model_pipeline(model, processor).caption_pixels(pixels(processor, images[:2]), num_candidates=40, return_candidates=True,
                             generate_kwargs={"do_sample": True, "top_p": 0.9, "temperature": 0.7, "max_new_tokens": 5})
     for r in results:
         assert len(r["candidates"]) == len(r["scores"]) == 40
@@ -148,7 +156,7 @@ def test_save_and_autoload_with_cache_and_frozen(tiny, tmp_path):
     px = AutoProcessor.from_pretrained(tmp_path)(images=images[:2])["pixel_values"]
     assert torch.equal(px, pixels(processor, images[:2]))
     kwargs = {"generate_kwargs": {"max_new_tokens": 6}}
-    assert loaded.caption(px, processor, **kwargs) == model.caption(px, processor, **kwargs)
+    assert model_pipeline(loaded, processor).caption_pixels(px, **kwargs) == model_pipeline(model, processor).caption_pixels(px, **kwargs)
     other = AntarcticCache(["only entry", "second"], torch.randn(2, model.config.projection_dim))
     swapped = AutoModel.from_pretrained(tmp_path, cache=other)
     assert swapped.cache is other
@@ -179,7 +187,7 @@ def test_remote_code_and_pipeline_in_a_fresh_process_without_the_package(tiny, t
     assert len(out["one"]) == 1 and isinstance(out["one"][0]["generated_text"], str)
     assert len(out["many"]) == 3 and all(len(item) == 1 and "generated_text" in item[0] for item in out["many"])
     px = pixels(processor, [images[0]])
-    assert out["one"][0]["generated_text"] == model.caption(px, processor, generate_kwargs={"max_new_tokens": 6})[0]
+    assert out["one"][0]["generated_text"] == model_pipeline(model, processor).caption_pixels(px, generate_kwargs={"max_new_tokens": 6})[0]
 
 
 def test_pipeline_in_process_options(tiny, tmp_path):
@@ -191,7 +199,10 @@ def test_pipeline_in_process_options(tiny, tmp_path):
     pipe = pipeline("image-to-text", model=str(tmp_path), trust_remote_code=True)
     out = pipe(images[:2], top_k=2, return_candidates=True, generate_kwargs={"max_new_tokens": 5})
     assert [len(o[0]["table"].split(" | ")) for o in out] == [3, 3]  # 2 entries + the trailing separator
-    with pytest.raises(TypeError, match="unexpected arguments"):
+    # any other keyword is a generate argument, as in Altogether's pipeline and transformers' generation pipelines
+    direct = pipe(images[0], min_new_tokens=3, max_new_tokens=3)
+    assert direct[0]["generated_text"] == pipe(images[0], generate_kwargs={"min_new_tokens": 3, "max_new_tokens": 3})[0]["generated_text"]
+    with pytest.raises(ValueError, match="bogus"):
         pipe(images[0], bogus=1)
 
 
@@ -229,5 +240,5 @@ def test_from_backbones_reuses_the_given_clip_and_bart(tiny):
     assert assembled.clip is clip and assembled.bart is bart and assembled.config.table_top_k == 4
     assert not any(p.requires_grad for p in assembled.parameters())
     assert not any(p.is_meta for p in assembled.parameters())
-    out = assembled.eval().caption(pixels(processor, images[:2]), processor, generate_kwargs={"max_new_tokens": 4})
+    out = model_pipeline(assembled.eval(), processor).caption_pixels(pixels(processor, images[:2]), generate_kwargs={"max_new_tokens": 4})
     assert len(out) == 2

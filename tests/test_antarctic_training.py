@@ -9,8 +9,12 @@ import torch
 from PIL import Image
 from transformers import BartConfig, CLIPConfig
 
-from hf_captioners.antarctic import AntarcticConfig, AntarcticForConditionalGeneration
-from hf_captioners.ln_tuning import merge_ln_tuning, wrap_for_ln_tuning
+from hf_captioners.antarctic import (
+    AntarcticConfig,
+    AntarcticForConditionalGeneration,
+    AntarcticRetriever,  # noqa: E402
+)
+from hf_captioners.training.ln_tuning import merge_ln_tuning, wrap_for_ln_tuning
 
 BART_LARGE = dict(vocab_size=50265, d_model=1024, encoder_layers=12, decoder_layers=12, encoder_ffn_dim=4096,
                   decoder_ffn_dim=4096, encoder_attention_heads=16, decoder_attention_heads=16,
@@ -49,16 +53,18 @@ def test_encoder_only_target():
 
 
 def test_an_optimizer_step_changes_only_the_target_layernorms_and_merging_ships_them():
-    from hf_captioners.antarctic_tiny import tiny_antarctic
     from hf_captioners.toyworld import ToyWorldConfig, generate_example
+    from hf_captioners.toyworld.tiny_antarctic import tiny_antarctic
 
     model, processor, texts = tiny_antarctic(texts=None)
     from hf_captioners.antarctic import AntarcticCache
 
-    model.set_cache(AntarcticCache.from_corpus(texts, model.text_encoder(processor.clip_tokenizer), 30, 10,
+    model.set_cache(AntarcticCache.from_corpus(texts, AntarcticRetriever(None, model.clip, processor).encode, 30, 10,
                                                progress=False))
     images = [Image.open(io.BytesIO(generate_example(ToyWorldConfig(), "train", i).image_bytes)) for i in range(4)]
-    batch = model.prepare_tables(processor(images=images)["pixel_values"], processor, captions=texts[:4])
+    retriever = AntarcticRetriever.from_model(model, processor)
+    tables = retriever.retrieve(model.get_image_features(processor(images=images)["pixel_values"]))[1]
+    batch = processor(tables=tables, text_target=texts[:4])
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
 
     peft_model = wrap_for_ln_tuning(model, "faithful")
@@ -98,7 +104,7 @@ def test_tell_story_with_any_causal_lm(tmp_path):
 
     lm.save_pretrained(tmp_path / "lm")
     tokenizer.save_pretrained(tmp_path / "lm")
-    from hf_captioners.cli import main
+    from hf_captioners.commands import main
 
     assert main(["stories", "--lm", str(tmp_path / "lm"), "--caption", "a red circle", "--caption", "a star",
                  "--max-new-tokens", "3"]) == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_captioners.backbones.bart import pretrain_bart, table_copy_rate, text_infilling
+from hf_captioners.toyworld.backbones.bart import pretrain_bart, table_copy_rate, text_infilling
 
 MASK = 4
 

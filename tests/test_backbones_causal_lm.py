@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hf_captioners.backbones.causal_lm import causal_lm_perplexity, pretrain_causal_lm
+from hf_captioners.toyworld.backbones.causal_lm import causal_lm_perplexity, pretrain_causal_lm
 
 
 @pytest.fixture(scope="module")

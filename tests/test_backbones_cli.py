@@ -16,7 +16,7 @@ def test_pretrain_backbones_fast_cli(tiny_toyworld, tmp_path, capsys):
         CLIPProcessor,
     )
 
-    from hf_captioners.cli import main
+    from hf_captioners.commands import main
 
     out = tmp_path / "backbones"
     assert main(["pretrain-backbones", "--toyworld", str(tiny_toyworld), "--out", str(out), "--fast",
@@ -44,7 +44,7 @@ def test_pretrain_backbones_fast_cli(tiny_toyworld, tmp_path, capsys):
 
 
 def test_unknown_backbone_is_rejected(tmp_path):
-    from hf_captioners.backbones import pretrain_backbones
+    from hf_captioners.toyworld.backbones import pretrain_backbones
 
     with pytest.raises(ValueError, match="unknown backbones"):
         pretrain_backbones(tmp_path, tmp_path / "out", only=("vit",))
@@ -52,7 +52,7 @@ def test_unknown_backbone_is_rejected(tmp_path):
 
 def test_public_names_resolve_lazily():
     import hf_captioners
-    from hf_captioners import backbones
+    from hf_captioners.toyworld import backbones
 
     assert callable(hf_captioners.pretrain_backbones) and callable(hf_captioners.build_clip_tokenizer)
     for name in backbones.__all__:

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from hf_captioners.backbones.clip import evaluate_clip, pretrain_clip
+from hf_captioners.toyworld.backbones.clip import evaluate_clip, pretrain_clip
 
 TINY = {"hidden": 32, "layers": 1, "projection": 32, "text_layers": 1}
 
@@ -72,8 +72,8 @@ def test_recall_counts_the_diagonal():
 
 
 def test_dense_caption_without_name_matches_the_nameless_captions(tiny_toyworld):
-    from hf_captioners.backbones.common import caption_without_name
     from hf_captioners.toyworld import load_hf_split
+    from hf_captioners.toyworld.backbones.common import caption_without_name
 
     rows = load_hf_split(tiny_toyworld, "backbone")
     for row in rows.remove_columns(["image"]):
@@ -88,7 +88,7 @@ def test_dense_caption_without_name_matches_the_nameless_captions(tiny_toyworld)
 def test_unreadable_record_is_skipped_and_named(tiny_toyworld, tmp_path, caplog):
     import datasets
 
-    from hf_captioners.backbones.clip import _load_split, build_clip_image_processor
+    from hf_captioners.toyworld.backbones.clip import _load_split, build_clip_image_processor
 
     table = datasets.load_dataset("parquet", data_files=str(tiny_toyworld / "hf" / "eval.parquet"), split="train")
     table = table.cast_column("image", datasets.Image(decode=False))
@@ -104,7 +104,7 @@ def test_unreadable_record_is_skipped_and_named(tiny_toyworld, tmp_path, caplog)
 
 
 def test_batches_mix_synthetic_captions_at_the_given_share():
-    from hf_captioners.backbones.clip import _batches
+    from hf_captioners.toyworld.backbones.clip import _batches
 
     class Tok:
         def __call__(self, texts, **kwargs):
@@ -121,8 +121,8 @@ def test_batches_mix_synthetic_captions_at_the_given_share():
 
 
 def test_alt_text_source_reads_the_raw_alt_texts(tiny_toyworld):
-    from hf_captioners.backbones.clip import _load_split, build_clip_image_processor
     from hf_captioners.toyworld import load_hf_split
+    from hf_captioners.toyworld.backbones.clip import _load_split, build_clip_image_processor
 
     _, texts, _, keys = _load_split(tiny_toyworld, "backbone", 8, build_clip_image_processor(), False, "alt_texts")
     rows = load_hf_split(tiny_toyworld, "backbone").select(range(8))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hf_captioners.backbones.tokenizers import train_bpe_tokenizer
+from hf_captioners.toyworld.backbones.tokenizers import train_bpe_tokenizer
 
 TEXTS = [f"a {c} {s} on a striped background" for c in ("red", "blue", "gray") for s in ("circle", "star")] * 5
 TEXTS += ["A picture of Brailou showing a small red circle at the top, on a dotted background."] * 3

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from hf_captioners.cli import main
+from hf_captioners.commands import main
 
 
 def _mistakes(tmp_path):
@@ -36,14 +36,14 @@ def test_operator_mistake_is_one_line_and_status_2(command, tmp_path, capsys):
 
 
 def test_the_traceback_is_logged_at_debug(tmp_path, capsys, caplog):
-    with caplog.at_level(logging.DEBUG, logger="hf_captioners.cli"):
+    with caplog.at_level(logging.DEBUG, logger="hf_captioners.commands"):
         assert main(["--log-level", "DEBUG", *_mistakes(tmp_path)["convert"]]) == 2
-    assert any(record.exc_info for record in caplog.records if record.name == "hf_captioners.cli")
+    assert any(record.exc_info for record in caplog.records if record.name == "hf_captioners.commands")
     assert "convert: error: " in capsys.readouterr().err
 
 
 def test_a_bug_is_not_dressed_up_as_an_operator_error(monkeypatch, tmp_path):
-    import hf_captioners.convert.cli as convert_cli
+    import hf_captioners.commands.convert as convert_cli
 
     def broken(args):
         raise KeyError("a bug")

@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import AutoModel, CLIPVisionModelWithProjection, GPT2Config, GPT2LMHeadModel
 
-from hf_captioners.altogether.testing_altogether import tiny_tokenizer, tiny_vision_config
-from hf_captioners.cli import main
+from hf_captioners.commands import main
+from hf_captioners.toyworld.tiny_altogether import tiny_tokenizer, tiny_vision_config
 
 
 def test_convert_clipcap_then_push_dry_run(tmp_path, capsys):

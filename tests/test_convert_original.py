@@ -21,13 +21,16 @@ from transformers import (
     OPTForCausalLM,
 )
 
+from hf_captioners.antarctic import AntarcticRetriever  # noqa: E402
+from hf_captioners.registry import model_pipeline  # noqa: E402
+
 open_clip = pytest.importorskip("open_clip")
 
-from hf_captioners.altogether.testing_altogether import tiny_tokenizer, tiny_vision_config  # noqa: E402
 from hf_captioners.convert.altogether_original import convert_altogether, load_clip  # noqa: E402
 from hf_captioners.convert.antarctic_original import convert_antarctic  # noqa: E402
 from hf_captioners.convert.checkpoints import CheckpointError  # noqa: E402
 from hf_captioners.convert.clipcap import convert_clipcap  # noqa: E402
+from hf_captioners.toyworld.tiny_altogether import tiny_tokenizer, tiny_vision_config  # noqa: E402
 
 CAPTIONS = ["a red square on the left", "blue circle"]
 HIDDEN, EMBED = 32, 24
@@ -499,7 +502,7 @@ def lightning_1x_checkpoint(path, state_dict: dict) -> None:
 
 @pytest.fixture(scope="module")
 def antarctic_release(tmp_path_factory):
-    from hf_captioners.antarctic_tiny import tiny_config, toy_texts
+    from hf_captioners.toyworld.tiny_antarctic import tiny_config, toy_texts
 
     root = tmp_path_factory.mktemp("antarctic_release")
     perceiver, clip_cfg = tiny_open_clip(16, seed=7)
@@ -590,14 +593,14 @@ def test_antarctic_lightning_checkpoint_equals_the_original_chain(antarctic_rele
     with torch.no_grad():
         cache = torch.from_numpy(np.load(r["root"] / "postcache.npy"))
         tables = antarctic_tables(perceiver, cache, r["entries"], pixels, 10)
-        entries, scores, image = model.retrieve(pixel_values=pixels)
-        assert [processor.linearize(row) for row in entries] == tables
+        image = model.get_image_features(pixels)
+        assert AntarcticRetriever.from_model(model, processor).retrieve(image)[1] == tables
         torch.testing.assert_close(image, F.normalize(perceiver.encode_image(pixels), dim=-1), atol=1e-5, rtol=0)
 
         got = model(**processor(tables=tables, text_target=captions))
         torch.testing.assert_close(got.loss, antarctic_loss(bart, tok, tables, captions), atol=1e-5, rtol=1e-5)
 
-        results = model.caption(pixels, processor, return_candidates=True)
+        results = model_pipeline(model, processor).caption_pixels(pixels, return_candidates=True)
         lengths = set()
         for i, result in enumerate(results):
             candidates, chosen = antarctic_sample(bart, tok, perceiver, tables[i], image[i])
@@ -642,7 +645,7 @@ def test_antarctic_converted_folder_reloads(antarctic_release, images, tmp_path)
     assert loaded_processor.clip_tokenize(texts)["input_ids"].tolist() == processor.clip_tokenize(texts)["input_ids"].tolist()
     kwargs = {"generate_kwargs": {"max_new_tokens": 6}}
     pixels = processor(images=images)["pixel_values"]
-    assert loaded.caption(pixels, loaded_processor, **kwargs) == model.caption(pixels, processor, **kwargs)
+    assert model_pipeline(loaded, loaded_processor).caption_pixels(pixels, **kwargs) == model_pipeline(model, processor).caption_pixels(pixels, **kwargs)
 
 
 def test_antarctic_layout_errors(antarctic_release, tmp_path):

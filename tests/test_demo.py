@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from examples_loader import EXAMPLES, load_example
 from PIL import Image
 
 SYSTEM_KEYS = {"copy", "clipcap", "altogether", "altogether_no_alt", "antarctic_beam", "antarctic_sample",
@@ -18,7 +19,7 @@ SYSTEM_KEYS = {"copy", "clipcap", "altogether", "altogether_no_alt", "antarctic_
 def test_tiny_demo_runs_every_stage_and_writes_the_report(tmp_path):
     out = tmp_path / "results"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    result = subprocess.run([sys.executable, "-m", "hf_captioners.cli", "demo", "--scale", "tiny", "--out", str(out),
+    result = subprocess.run([sys.executable, str(EXAMPLES / "toy_reproduction.py"), "--scale", "tiny", "--out", str(out),
                              "--no-progress"], capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stdout.strip().splitlines()[-1].startswith("demo: tiny run, seeds 0, in")
@@ -124,7 +125,7 @@ def test_claims_pool_seeds():
 
 
 def test_seeds_argument_is_checked():
-    from hf_captioners.demo import _seed_list
+    _seed_list = load_example("toy_reproduction")._seed_list
 
     assert _seed_list("0,1,2") == [0, 1, 2]
     for bad in ("0,0", "a,b", ""):
@@ -137,7 +138,7 @@ def test_run_jobs_follows_dependencies_and_priority():
     import operator
     import time
 
-    from hf_captioners.demo import Job, run_jobs
+    from hf_captioners.toyworld.jobs import Job, run_jobs
 
     results, seconds = run_jobs([Job("sum", operator.add, (2, 3)), Job("uses", dict, uses=("sum",))], progress=False)
     assert results == {"sum": 5, "uses": {"inputs": {"sum": 5}}} and set(seconds) == {"sum", "uses"}
@@ -146,7 +147,7 @@ def test_run_jobs_follows_dependencies_and_priority():
     results, _ = run_jobs([Job("late", time.time, after=("first",)), Job("first", time.time), Job("second", time.time)],
                           workers=1, progress=False)
     assert results["first"] < results["late"] < results["second"]
-    with pytest.raises(RuntimeError, match="demo job bad failed: math domain error"):
+    with pytest.raises(RuntimeError, match="job bad failed: math domain error"):
         run_jobs([Job("ok", math.sqrt, (4,)), Job("bad", math.sqrt, (-1,))], progress=False)
     with pytest.raises(ValueError, match="waits on unknown jobs"):
         run_jobs([Job("a", math.sqrt, (4,), after=("typo",))], progress=False)

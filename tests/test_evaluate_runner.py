@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from hf_captioners.evaluation import (
+from hf_captioners.evaluation.runner import (
     generate_captions,
     load_eval_set,
     load_predictions,
@@ -121,7 +121,7 @@ def test_alt_text_baseline_keeps_every_name(tiny_toyworld, tmp_path):
 
 
 def test_cli_scores_predictions_and_baseline(tiny_toyworld, tmp_path, capsys):
-    from hf_captioners.cli import main
+    from hf_captioners.commands import main
 
     ft = str(tiny_toyworld / "altogether_ft" / "eval.json")
     assert main(["evaluate", "--baseline", "alt_text", "--ft-json", ft, "--out", str(tmp_path / "base"), "--no-progress"]) == 0
@@ -137,8 +137,8 @@ def test_cli_scores_predictions_and_baseline(tiny_toyworld, tmp_path, capsys):
 @pytest.mark.slow
 def test_end_to_end_with_a_saved_tiny_altogether(tiny_toyworld, tmp_path, capsys):
     """The real path: a saved model folder -> remote-code image-to-text pipeline -> metrics files."""
-    from hf_captioners.altogether.testing_altogether import tiny_altogether
-    from hf_captioners.cli import main
+    from hf_captioners.commands import main
+    from hf_captioners.toyworld.tiny_altogether import tiny_altogether
 
     model, processor = tiny_altogether(image_size=32)
     model.generation_config.update(do_sample=False, temperature=1.0, top_p=1.0)

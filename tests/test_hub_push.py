@@ -17,7 +17,9 @@ from huggingface_hub import HfApi, ModelCard
 from PIL import Image
 
 import hf_captioners
-from hf_captioners.hub import push_to_hub
+from hf_captioners.antarctic import AntarcticRetriever  # noqa: E402
+from hf_captioners.hub.push import push_to_hub
+from hf_captioners.registry import model_pipeline  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from isolation import run_without_package  # noqa: E402
@@ -30,8 +32,8 @@ GEN = {"max_new_tokens": 6, "do_sample": False}
 def altogether(tmp_path_factory, tiny_toyworld):
     from transformers import pipeline
 
-    from hf_captioners.altogether.testing_altogether import tiny_altogether
-    from hf_captioners.evaluation import load_eval_set, run_evaluation
+    from hf_captioners.evaluation.runner import load_eval_set, run_evaluation
+    from hf_captioners.toyworld.tiny_altogether import tiny_altogether
 
     root = tmp_path_factory.mktemp("hub_altogether")
     model, processor = tiny_altogether("opt", seed=2)
@@ -50,11 +52,11 @@ def altogether(tmp_path_factory, tiny_toyworld):
 @pytest.fixture(scope="module")
 def antarctic(tmp_path_factory):
     from hf_captioners.antarctic import AntarcticCache
-    from hf_captioners.antarctic_tiny import tiny_antarctic
+    from hf_captioners.toyworld.tiny_antarctic import tiny_antarctic
 
     root = tmp_path_factory.mktemp("hub_antarctic")
     model, processor, texts = tiny_antarctic()
-    model.set_cache(AntarcticCache.from_corpus(texts, model.text_encoder(processor.clip_tokenizer), num_unigrams=30,
+    model.set_cache(AntarcticCache.from_corpus(texts, AntarcticRetriever(None, model.clip, processor).encode, num_unigrams=30,
                                                num_bigrams=30, progress=False))  # fmt: skip
     return model, processor, root
 
@@ -92,6 +94,25 @@ def test_altogether_dry_run_folder_and_card(altogether):
 
     with pytest.raises(FileExistsError, match="not empty"):
         push_to_hub(root / "ckpt", "someone/x", dry_run_dir=root / "dry")
+
+
+def test_a_clipcap_checkpoint_gets_clipcaps_card(altogether):
+    """prompt_length=0 is plain ClipCap (rmokady/CLIP_prefix_caption, MIT licence, COCO, CLIP + GPT-2): its card
+    must not call it Altogether nor carry Altogether's licence, dataset or alt-text caveats."""
+    from hf_captioners.hub.cards import render_model_card
+
+    model = altogether[0]
+    config = model.config.to_dict() | {"prompt_length": 0}
+    text = render_model_card(config, "someone/tiny-clipcap")
+    data = ModelCard(text).data
+    assert data.license == "mit" and data.datasets == ["coco"]
+    assert data.base_model == ["openai/clip-vit-base-patch32", "openai-community/gpt2"]
+    assert "altogether" not in data.tags and "clipcap" in data.tags
+    assert "A **ClipCap** image captioner" in text and "An **Altogether** image captioner" not in text
+    assert "Alt-text biases" not in text and "none (plain ClipCap)" in text
+    assert "ClipCap's recipe" in text and "{%" not in text
+    altogether_card = render_model_card(model.config.to_dict(), "someone/tiny-altogether")
+    assert "An **Altogether** image captioner" in altogether_card and "Alt-text biases" in altogether_card
 
 
 def test_model_object_needs_its_processor_and_card_without_results(altogether, antarctic):
@@ -211,7 +232,7 @@ def test_dry_run_folders_load_in_a_fresh_process_without_the_package(altogether,
                                                          max_new_tokens=6, do_sample=False))  # fmt: skip
         plain = processor.batch_decode(model.generate(**processor(images=image, alt_text="a red Zorblax"), **GEN))[0]
         px = aprocessor(images=[image, image.convert("L")])["pixel_values"]
-        captions = amodel.caption(px, aprocessor, generate_kwargs={"max_new_tokens": 6})
+        captions = model_pipeline(amodel, aprocessor).caption_pixels(px, generate_kwargs={"max_new_tokens": 6})
     assert out["i2t"] == [[{"generated_text": c}] for c in expected]
     assert out["itt"].strip() == plain
     assert out["antarctic"] == [[{"generated_text": c}] for c in captions]

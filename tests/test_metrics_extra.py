@@ -60,7 +60,7 @@ class TinyClipProcessor:
     def __init__(self, image_size=32):
         from transformers import CLIPImageProcessor
 
-        from hf_captioners.altogether.testing_altogether import tiny_tokenizer
+        from hf_captioners.toyworld.tiny_altogether import tiny_tokenizer
 
         self.images = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size=image_size)
         self.tokenizer = tiny_tokenizer(vocab_size=300)

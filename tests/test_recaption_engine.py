@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hf_captioners.recaption import (
+from hf_captioners.recaption.engine import (
     caption_shards,
     expand_shard_specs,
     iter_shard_records,

@@ -12,7 +12,7 @@ import tarfile
 import pytest
 import torch
 
-from hf_captioners.recaption import caption_shards, expand_shard_specs, shard_outputs
+from hf_captioners.recaption.engine import caption_shards, expand_shard_specs, shard_outputs
 
 
 def _keys(shards):
@@ -25,7 +25,7 @@ def _keys(shards):
 
 def _cli(*args, env_extra=None, launcher=()):
     env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
-    return subprocess.run([*launcher, "-m", "hf_captioners.cli", "caption-shards", *map(str, args)],
+    return subprocess.run([*launcher, "-m", "hf_captioners.commands", "caption-shards", *map(str, args)],
                           capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -61,8 +61,8 @@ def test_engine_output_equals_model_generate(altogether_dir, tiny_toyworld, tmp_
     from PIL import Image
     from transformers import AutoModel, AutoProcessor
 
-    from hf_captioners.captioners import load_captioner
-    from hf_captioners.recaption import iter_shard_records
+    from hf_captioners.recaption.adapters import load_captioner
+    from hf_captioners.recaption.engine import iter_shard_records
 
     shard = str(tiny_toyworld / "shards" / "train-000000.tar")
     captioner = load_captioner(str(altogether_dir))
@@ -88,7 +88,7 @@ def test_records_without_alt_text_are_captioned_with_an_empty_prompt(altogether_
     from PIL import Image
     from transformers import AutoModel, AutoProcessor
 
-    from hf_captioners.captioners import load_captioner
+    from hf_captioners.recaption.adapters import load_captioner
 
     def png(colour):
         buffer = io.BytesIO()
@@ -171,7 +171,7 @@ def test_operator_error_traceback_only_with_debug(tiny_toyworld, tmp_path):
     shard = str(tiny_toyworld / "shards" / "train-000000.tar")
     missing = str(tmp_path / "no" / "such" / "model")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    debug = subprocess.run([sys.executable, "-m", "hf_captioners.cli", "--log-level", "DEBUG", "caption-shards",
+    debug = subprocess.run([sys.executable, "-m", "hf_captioners.commands", "--log-level", "DEBUG", "caption-shards",
                             missing, shard, "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env,
                            timeout=120)
     assert debug.returncode == 2 and "Traceback" in debug.stderr
@@ -183,7 +183,7 @@ def test_a_folder_that_loads_no_captioner_is_an_operator_error(fake_model_dir, t
     process group is stubbed, so this pytest process never becomes an accelerate process)."""
     import accelerate
 
-    from hf_captioners.cli import main
+    from hf_captioners.commands import main
 
     class OneProcess:
         def __init__(self, cpu=False):

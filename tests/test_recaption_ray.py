@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_captioners.recaption import caption_shards, expand_shard_specs, shard_outputs
+from hf_captioners.recaption.engine import caption_shards, expand_shard_specs, shard_outputs
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -83,19 +83,19 @@ def _assert_all_captioned_as_locally(result, shards, tmp_path) -> None:
 
 @needs_ray
 def test_ray_engine_writes_the_local_engines_bytes(altogether_dir, tiny_toyworld, netns, ray_tmp, tmp_path):
-    from hf_captioners.captioners import load_captioner
+    from hf_captioners.recaption.adapters import load_captioner
 
     pattern = str(tiny_toyworld / "shards" / "train-{000000..000003}.tar")
     shards = expand_shard_specs(pattern)
     local = caption_shards(load_captioner(str(altogether_dir)), shards, tmp_path / "local", batch_size=5,
                            num_workers=0, extra_formats=("jsonl",), progress=False)
     assert local.captioned == 64
-    result = _run_in(netns, "-m", "hf_captioners.cli", "caption-shards", altogether_dir, pattern, "--out",
+    result = _run_in(netns, "-m", "hf_captioners.commands", "caption-shards", altogether_dir, pattern, "--out",
                      tmp_path / "ray", "--batch-size", "5", "--extra-formats", "jsonl", "--no-progress", "--engine",
                      "ray", "--ray-workers", "2", "--ray-temp-dir", ray_tmp)
     assert result.returncode == 0, result.stderr[-3000:]
     _assert_all_captioned_as_locally(result, shards, tmp_path)
-    again = _run_in(netns, "-m", "hf_captioners.cli", "caption-shards", altogether_dir, pattern, "--out",
+    again = _run_in(netns, "-m", "hf_captioners.commands", "caption-shards", altogether_dir, pattern, "--out",
                     tmp_path / "ray", "--no-progress", "--engine", "ray", "--ray-workers", "2",
                     "--ray-temp-dir", ray_tmp)
     assert again.returncode == 0 and "0 shards done, 4 skipped" in again.stdout, again.stderr[-3000:]
@@ -106,8 +106,8 @@ import json, os, signal, sys
 from pathlib import Path
 import ray
 from recaption_fakes import FakeCaptioner
-from hf_captioners.recaption import expand_shard_specs
-from hf_captioners.recaption_ray import caption_shards_ray, start_ray
+from hf_captioners.recaption.engine import expand_shard_specs
+from hf_captioners.recaption.ray_engine import caption_shards_ray, start_ray
 
 pattern, out, marker, temp_dir = sys.argv[1:5]
 
@@ -157,7 +157,7 @@ def test_a_killed_actor_costs_one_retry_and_no_caption_twice(tiny_toyworld, netn
 
 
 def _main_err(capsys, *argv) -> tuple[int, list[str]]:
-    from hf_captioners.cli import main
+    from hf_captioners.commands import main
 
     status = main(["caption-shards", *map(str, argv)])
     return status, capsys.readouterr().err.strip().splitlines()
@@ -208,7 +208,7 @@ def test_ray_engine_on_an_existing_two_node_cluster_writes_the_local_engines_byt
         altogether_dir, tiny_toyworld, netns, ray_tmp, tmp_path):
     """`ray start --head` + `ray start --address` (a second node), then `caption-shards --ray-address`: one actor
     per node, the local engine's bytes."""
-    from hf_captioners.captioners import load_captioner
+    from hf_captioners.recaption.adapters import load_captioner
 
     ray_bin = Path(sys.executable).with_name("ray")
     if not ray_bin.exists() or shutil.which("unshare") is None:
@@ -231,7 +231,7 @@ def test_ray_engine_on_an_existing_two_node_cluster_writes_the_local_engines_byt
     # The script's EXIT trap runs `ray stop --force`; on a timeout, killing unshare (--kill-child) kills the PID
     # namespace's PID 1 and so every Ray process in it; the netns fixture deletes the network namespace.
     result = subprocess.run(
-        [*pid_ns, "bash", script, ray_bin, port, ray_tmp, sys.executable, "-m", "hf_captioners.cli",
+        [*pid_ns, "bash", script, ray_bin, port, ray_tmp, sys.executable, "-m", "hf_captioners.commands",
          "caption-shards", altogether_dir, pattern, "--out", tmp_path / "ray", "--batch-size", "5", "--extra-formats",
          "jsonl", "--no-progress", "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", "--ray-workers", "2"],
         capture_output=True, text=True, env=env, timeout=180)

@@ -21,6 +21,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from hf_captioners.antarctic import AntarcticRetriever  # noqa: E402
+
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
@@ -37,16 +39,16 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory):
-    from hf_captioners.altogether.testing_altogether import tiny_altogether
     from hf_captioners.antarctic import AntarcticCache
-    from hf_captioners.antarctic_tiny import tiny_antarctic
+    from hf_captioners.toyworld.tiny_altogether import tiny_altogether
+    from hf_captioners.toyworld.tiny_antarctic import tiny_antarctic
 
     root = tmp_path_factory.mktemp("models")
     model, processor = tiny_altogether("gpt2")
     model.save_pretrained(root / "altogether" / "final")
     processor.save_pretrained(root / "altogether" / "final")
     model, processor, texts = tiny_antarctic()
-    cache = AntarcticCache.from_corpus(texts, model.text_encoder(processor.clip_tokenizer), num_unigrams=10,
+    cache = AntarcticCache.from_corpus(texts, AntarcticRetriever(None, model.clip, processor).encode, num_unigrams=10,
                                        num_bigrams=10, progress=False)
     model.set_cache(cache)
     model.save_pretrained(root / "antarctic" / "final")
@@ -106,7 +108,7 @@ def test_cli_unsupported_folder_prints_one_line_and_exits_2(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-m", "hf_captioners.cli", "serve", str(folder)], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "hf_captioners.commands", "serve", str(folder)], capture_output=True,
                           text=True, timeout=120, env=env)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -114,7 +116,7 @@ def test_cli_unsupported_folder_prints_one_line_and_exits_2(tmp_path):
 
 
 def test_cli_missing_config_is_one_line_too(tmp_path, capsys):
-    from hf_captioners.cli import main
+    from hf_captioners.commands import main
 
     assert main(["serve", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -184,7 +184,7 @@ def test_config_rejects_nonsense():
 def test_cli_writes_and_summarises(tmp_path):
     out = tmp_path / "tw"
     result = subprocess.run(
-        [sys.executable, "-m", "hf_captioners.cli", "toyworld", "--out", str(out), "--train", "20", "--eval", "5",
+        [sys.executable, "-m", "hf_captioners.commands", "toyworld", "--out", str(out), "--train", "20", "--eval", "5",
          "--backbone", "0", "--formats", "ft,hf", "--no-progress"],
         capture_output=True, text=True, check=True,
     )
@@ -192,7 +192,7 @@ def test_cli_writes_and_summarises(tmp_path):
     assert last.startswith("toyworld: 25 images") and str(out) in last
     assert (out / "altogether_ft" / "eval.json").exists() and not (out / "shards").exists()
     bad = subprocess.run(
-        [sys.executable, "-m", "hf_captioners.cli", "toyworld", "--out", str(out), "--formats", "ft,zip"],
+        [sys.executable, "-m", "hf_captioners.commands", "toyworld", "--out", str(out), "--formats", "ft,zip"],
         capture_output=True, text=True,
     )
     assert bad.returncode != 0 and "unknown ['zip']" in bad.stderr

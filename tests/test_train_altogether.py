@@ -24,7 +24,7 @@ def backbones(tmp_path_factory):
     from transformers import AutoModelForCausalLM, CLIPVisionModelWithProjection
 
     from hf_captioners.altogether.processing_altogether import AltogetherProcessor
-    from hf_captioners.altogether.testing_altogether import (
+    from hf_captioners.toyworld.tiny_altogether import (
         tiny_text_config,
         tiny_tokenizer,
         tiny_vision_config,

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 import torch
 
+from hf_captioners.registry import model_pipeline  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "train_antarctic.py"
 
@@ -41,7 +43,7 @@ def script():
 def backbones(tmp_path_factory):
     from transformers import CLIPProcessor
 
-    from hf_captioners.antarctic_tiny import tiny_antarctic
+    from hf_captioners.toyworld.tiny_antarctic import tiny_antarctic
 
     out = tmp_path_factory.mktemp("backbones")
     model, processor, _ = tiny_antarctic()
@@ -158,7 +160,7 @@ def test_the_merged_final_folder_loads_with_automodel_and_the_pipeline(trained, 
     assert model.cache.entries.count("red") == 1  # a custom entry already in the cache is not added twice
     image = Image.open(next((tiny_toyworld / "images" / "eval").iterdir()))
     px = processor(images=[image])["pixel_values"]
-    captions = model.caption(px, processor, generate_kwargs={"max_new_tokens": 5})
+    captions = model_pipeline(model, processor).caption_pixels(px, generate_kwargs={"max_new_tokens": 5})
     assert len(captions) == 1 and isinstance(captions[0], str)
     pipe = pipeline("image-to-text", model=str(final), trust_remote_code=True)
     assert pipe(image, max_new_tokens=5)[0]["generated_text"] == captions[0]

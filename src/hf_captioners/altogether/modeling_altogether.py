@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -31,12 +30,14 @@ from transformers.loss.loss_utils import ForCausalLMLoss
 from transformers.utils import ModelOutput, logging
 
 from .configuration_altogether import AltogetherConfig
+from .pipeline_altogether import AltogetherImageToTextPipeline
 
 logger = logging.get_logger(__name__)
 
 __all__ = [
     "AltogetherCausalLMOutputWithPast",
     "AltogetherForConditionalGeneration",
+    "AltogetherImageToTextPipeline",
     "AltogetherMLPMapper",
     "AltogetherPreTrainedModel",
     "AltogetherTransformerMapper",
@@ -405,13 +406,6 @@ class AltogetherForConditionalGeneration(AltogetherPreTrainedModel, GenerationMi
         if image_embeds is not None and (is_first_iteration or not kwargs.get("use_cache", True)):
             model_inputs["image_embeds"] = image_embeds
         return model_inputs
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """Also ship the `image-to-text` pipeline file that `config.custom_pipelines` points to."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        pipeline_file = Path(__file__).with_name("pipeline_altogether.py")
-        if self._auto_class is not None and pipeline_file.exists():
-            (Path(save_directory) / pipeline_file.name).write_bytes(pipeline_file.read_bytes())
 
 
 @torch.no_grad()

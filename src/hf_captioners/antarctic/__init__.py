@@ -11,7 +11,7 @@ from .image_processing_antarctic import AntarcticImageProcessor
 from .modeling_antarctic import AntarcticForConditionalGeneration, AntarcticPreTrainedModel
 from .pipeline_antarctic import AntarcticCaptionPipeline
 from .processing_antarctic import AntarcticProcessor
-from .retrieval_antarctic import AntarcticCache, CacheError, build_ngram_entries
+from .retrieval_antarctic import AntarcticCache, AntarcticRetriever, CacheError, build_ngram_entries
 
 AutoConfig.register(AntarcticConfig.model_type, AntarcticConfig, exist_ok=True)
 AutoModel.register(AntarcticConfig, AntarcticForConditionalGeneration, exist_ok=True)
@@ -27,6 +27,7 @@ __all__ = [
     "AntarcticImageProcessor",
     "AntarcticPreTrainedModel",
     "AntarcticProcessor",
+    "AntarcticRetriever",
     "CacheError",
     "build_ngram_entries",
 ]

@@ -1,8 +1,9 @@
 """antarctic-captions: frozen CLIP retrieves n-grams, a frozen (LayerNorm-tuned) BART writes, CLIP re-ranks.
 
 The model is BART over linearized tables as far as `forward` / `generate` are concerned (so GenerationMixin,
-beam search, sampling and training with `labels` are BART's own); CLIP and the n-gram cache turn images into
-those tables (`retrieve`) and choose among the candidates (`rerank`). `caption` runs the whole chain batched.
+beam search, sampling and training with `labels` are BART's own) plus CLIP's image tower (`get_image_features`).
+Its n-gram cache is saved and loaded with it; `AntarcticRetriever` (retrieval_antarctic.py) turns image
+embeddings into tables and scores candidates, and the pipeline runs retrieve -> generate -> re-rank.
 """
 
 from __future__ import annotations
@@ -105,54 +106,11 @@ class AntarcticForConditionalGeneration(AntarcticPreTrainedModel, GenerationMixi
             raise CacheError(f"set_cache: cache dim {cache.dim} != CLIP projection dim {self.config.projection_dim}")
         self.ngram_cache = cache
 
-    def text_encoder(self, clip_tokenizer):
-        """A function list[str] -> unit-norm CLIP text embeddings, for building or extending caches."""
-
-        def encode(texts: list[str]) -> torch.Tensor:
-            tokens = clip_tokenizer(list(texts), padding=True, truncation=True, max_length=self._clip_max_length,
-                                    return_tensors="pt").to(self.device)
-            return self.get_text_features(tokens["input_ids"], tokens["attention_mask"])
-
-        return encode
-
-    @property
-    def _clip_max_length(self) -> int:
-        return self.config.clip_config.text_config.max_position_embeddings
-
     # ---- CLIP side -----------------------------------------------------------------------------------------
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         pixel_values = pixel_values.to(device=self.device, dtype=self.clip.dtype)
         features = self.clip.get_image_features(pixel_values=pixel_values).pooler_output
         return torch.nn.functional.normalize(features.float(), dim=-1)
-
-    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        features = self.clip.get_text_features(input_ids=input_ids, attention_mask=attention_mask).pooler_output
-        return torch.nn.functional.normalize(features.float(), dim=-1)
-
-    @torch.no_grad()
-    def retrieve(self, pixel_values=None, image_embeds=None, top_k: int | None = None):
-        """Top-k cache entries per image by cosine, descending: (entries [B][k], scores [B, k], image_embeds)."""
-        if self.ngram_cache is None:
-            raise CacheError("retrieve: the model has no n-gram cache; load one with set_cache(AntarcticCache...)")
-        if image_embeds is None:
-            if pixel_values is None:
-                raise ValueError("retrieve: pass pixel_values or image_embeds")
-            image_embeds = self.get_image_features(pixel_values)
-        k = top_k or self.config.table_top_k
-        scores, indices = self.ngram_cache.search(image_embeds, k)
-        return self.ngram_cache.lookup(indices), scores, image_embeds
-
-    @torch.no_grad()
-    def rerank(self, image_embeds: torch.Tensor, candidate_input_ids: torch.Tensor,
-               candidate_attention_mask: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Cosine between each image and its candidates: image_embeds [B, D], candidates [B*n, L] -> [B, n]."""
-        feats = torch.cat([
-            self.get_text_features(candidate_input_ids[i : i + batch_size].to(self.device),
-                                   candidate_attention_mask[i : i + batch_size].to(self.device))
-            for i in range(0, candidate_input_ids.shape[0], batch_size)
-        ])
-        feats = feats.view(image_embeds.shape[0], -1, feats.shape[-1])
-        return torch.einsum("bnd,bd->bn", feats, image_embeds.to(feats))
 
     # ---- BART side -----------------------------------------------------------------------------------------
     def get_encoder(self, modality: str | None = None):
@@ -180,57 +138,6 @@ class AntarcticForConditionalGeneration(AntarcticPreTrainedModel, GenerationMixi
             past_key_values=past_key_values, inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds, labels=labels, use_cache=use_cache, **kwargs,
         )
-
-    # ---- the whole chain -----------------------------------------------------------------------------------
-    def prepare_tables(self, pixel_values, processor, top_k: int | None = None, captions=None):
-        """Images -> BART inputs (`input_ids`, `attention_mask`; `labels` too when captions are given)."""
-        entries, _, _ = self.retrieve(pixel_values=pixel_values, top_k=top_k)
-        return processor(tables=entries, text_target=captions).to(self.device)
-
-    @torch.no_grad()
-    def caption(self, pixel_values: torch.Tensor, processor, top_k: int | None = None,
-                num_candidates: int | None = None, generate_kwargs: dict | None = None,
-                return_candidates: bool = False, max_sequences_per_generate: int = 4096,
-                rerank_batch_size: int = 1024):
-        """Images -> captions: retrieve the top-k table, let BART write candidates, keep CLIP's favourite.
-
-        `num_candidates` sets `num_return_sequences` (beam search widens to match; pass
-        `generate_kwargs={"do_sample": True, "top_p": 0.9, "temperature": 0.7}` to sample up to 1000).
-        Images are generated in groups of at most `max_sequences_per_generate` candidate sequences.
-        Returns a list of captions, or with `return_candidates` a list of dicts with the caption, the table,
-        the candidates and their CLIP scores.
-        """
-        entries, _, image_embeds = self.retrieve(pixel_values=pixel_values, top_k=top_k)
-        tables = [processor.linearize(row) for row in entries]
-        gen = dict(generate_kwargs or {})
-        if num_candidates is not None:
-            gen["num_return_sequences"] = num_candidates
-        n = gen.setdefault("num_return_sequences", self.generation_config.num_return_sequences or 1)
-        if gen.get("do_sample"):
-            gen.setdefault("num_beams", 1)
-        elif n > gen.get("num_beams", self.generation_config.num_beams or 1):
-            gen["num_beams"] = n
-        if "max_new_tokens" in gen:
-            gen.setdefault("max_length", None)  # the saved 32-token default yields to an explicit max_new_tokens
-        group = max(1, max_sequences_per_generate // n)
-
-        candidates: list[str] = []
-        for start in range(0, len(tables), group):
-            inputs = processor(tables=tables[start : start + group]).to(self.device)
-            sequences = self.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], **gen)
-            candidates.extend(processor.batch_decode(sequences))
-        clip_tokens = processor.clip_tokenize(candidates, max_length=self._clip_max_length)
-        scores = self.rerank(image_embeds, clip_tokens["input_ids"], clip_tokens["attention_mask"],
-                             batch_size=rerank_batch_size)
-        best = scores.argmax(dim=1).tolist()
-        captions = [candidates[i * n + j] for i, j in enumerate(best)]
-        if not return_candidates:
-            return captions
-        return [
-            {"caption": captions[i], "table": tables[i], "entries": entries[i],
-             "candidates": candidates[i * n : (i + 1) * n], "scores": scores[i].tolist()}
-            for i in range(len(tables))
-        ]
 
     # ---- files ---------------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory, *args, save_cache: bool = True, **kwargs):

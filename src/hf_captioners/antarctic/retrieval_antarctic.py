@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AntarcticCache", "CacheError", "build_ngram_entries"]
+__all__ = ["AntarcticCache", "AntarcticRetriever", "CacheError", "build_ngram_entries"]
 
 ENTRIES_NAME = "entries.txt"
 EMBEDDINGS_NAME = "cache.safetensors"
@@ -338,3 +338,77 @@ def _read_lines(path) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [line.rstrip("\r") for line in lines]
+
+
+class AntarcticRetriever:
+    """What turns image embeddings into BART's inputs and scores BART's candidates, as `RagRetriever` does for RAG.
+
+    It owns the n-gram cache, CLIP's text tower (shared with the model, not copied) and the processor's two
+    tokenizers (BART's for tables, CLIP's for entries and candidates). The model stays BART plus the CLIP
+    towers and never sees a tokenizer; the pipeline runs retrieve -> generate -> score.
+    """
+
+    def __init__(self, cache: AntarcticCache | None, clip, processor, top_k: int = 10):
+        self.clip = clip
+        self.processor = processor
+        self.top_k = top_k
+        self.clip_max_length = clip.config.text_config.max_position_embeddings
+        self.cache = None
+        if cache is not None:
+            self.set_cache(cache)
+
+    @classmethod
+    def from_model(cls, model, processor, cache: AntarcticCache | None = None) -> AntarcticRetriever:
+        """The model's own cache (the one saved in its folder) unless `cache` is given."""
+        return cls(cache if cache is not None else model.cache, model.clip, processor, top_k=model.config.table_top_k)
+
+    def set_cache(self, cache: AntarcticCache) -> None:
+        # by shape, not class: remote code may load this file twice (beside the model and beside the pipeline)
+        if not all(hasattr(cache, name) for name in ("search", "lookup", "dim", "entries")):
+            raise TypeError(f"set_cache: expected an AntarcticCache, got {type(cache).__name__}")
+        if cache.dim != self.clip.config.projection_dim:
+            raise CacheError(f"set_cache: cache dim {cache.dim} != CLIP projection dim {self.clip.config.projection_dim}")
+        if cache.text_encoder is None:
+            cache.text_encoder = self.encode
+        self.cache = cache
+
+    def with_cache(self, cache: AntarcticCache) -> AntarcticRetriever:
+        """The same towers and tokenizers over another cache (e.g. one with a session's custom entries)."""
+        return type(self)(cache, self.clip, self.processor, top_k=self.top_k)
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        """Unit-norm CLIP text embeddings [n, D] (float32), for cache entries and for candidates."""
+        device = self.clip.device
+        tokens = self.processor.clip_tokenize(list(texts), max_length=self.clip_max_length)
+        chunks = []
+        for start in range(0, tokens["input_ids"].shape[0], batch_size):
+            features = self.clip.get_text_features(
+                input_ids=tokens["input_ids"][start : start + batch_size].to(device),
+                attention_mask=tokens["attention_mask"][start : start + batch_size].to(device)).pooler_output
+            chunks.append(torch.nn.functional.normalize(features.float(), dim=-1))
+        return torch.cat(chunks)
+
+    @torch.no_grad()
+    def retrieve(self, image_embeds: torch.Tensor, top_k: int | None = None):
+        """Top-k entries per image by cosine, descending: (entries [B][k], linearized tables [B], scores [B, k])."""
+        if self.cache is None:
+            raise CacheError("retrieve: no n-gram cache; load one with set_cache(AntarcticCache...)")
+        scores, indices = self.cache.search(image_embeds, top_k or self.top_k)
+        entries = self.cache.lookup(indices)
+        return entries, [self.processor.linearize(row) for row in entries], scores
+
+    def generator_inputs(self, tables: Sequence[str]):
+        """BART's `input_ids` / `attention_mask` for linearized tables."""
+        return self.processor(tables=list(tables))
+
+    def __call__(self, image_embeds: torch.Tensor, top_k: int | None = None):
+        """Image embeddings -> BART's inputs for their top-k tables."""
+        return self.generator_inputs(self.retrieve(image_embeds, top_k)[1])
+
+    @torch.no_grad()
+    def score(self, image_embeds: torch.Tensor, candidates: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
+        """CLIP cosine between each image and its candidates: B images, B*n candidates -> [B, n]."""
+        features = self.encode(candidates, batch_size=batch_size)
+        features = features.view(image_embeds.shape[0], -1, features.shape[-1])
+        return torch.einsum("bnd,bd->bn", features, image_embeds.to(features))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .clip_tokenizer import CLIP_CONTEXT_LENGTH, build_clip_tokenizer, clip_byte_symbols, open_clip_bpe_path
+from hf_captioners.convert.clip_tokenizer import (
+    CLIP_CONTEXT_LENGTH,
+    build_clip_tokenizer,
+    clip_byte_symbols,
+    open_clip_bpe_path,
+)
 
 # checkpoint converters, imported on first use (they pull in torch and transformers)
 _CONVERTERS = {

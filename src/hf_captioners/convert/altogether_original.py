@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 import torch
 
-from .checkpoints import CheckpointError, load_state_dict, strip_prefix
-from .clipcap import assemble_captioner, save_converted
+from hf_captioners.convert.checkpoints import CheckpointError, load_state_dict, strip_prefix
+from hf_captioners.convert.clipcap import assemble_captioner, save_converted
 
 __all__ = ["convert_altogether", "load_clip"]
 
@@ -27,7 +27,7 @@ def load_clip(clip=None, open_clip_checkpoint=None, open_clip_model=None):
         raise ValueError("give exactly one CLIP: a transformers CLIP (clip=) or an open_clip checkpoint file")
     if clip is not None:
         return clip
-    from .open_clip_to_hf import open_clip_model_config, open_clip_to_hf
+    from hf_captioners.convert.open_clip_to_hf import open_clip_model_config, open_clip_to_hf
 
     state = load_state_dict(open_clip_checkpoint)
     state = strip_prefix(state, "module.") or state

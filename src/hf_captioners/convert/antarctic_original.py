@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import CheckpointError, load_into, load_state_dict, strip_prefix
+from hf_captioners.convert.checkpoints import CheckpointError, load_into, load_state_dict, strip_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ def convert_antarctic(
     from transformers import AutoTokenizer, GenerationConfig
 
     from hf_captioners.antarctic import AntarcticCache, AntarcticForConditionalGeneration, AntarcticProcessor
-
-    from .open_clip_to_hf import open_clip_to_hf, openai_clip_image_processor
+    from hf_captioners.convert.open_clip_to_hf import open_clip_to_hf, openai_clip_image_processor
 
     state = load_state_dict(checkpoint) if not isinstance(checkpoint, Mapping) else dict(checkpoint)
     clip_state, bart_state = strip_prefix(state, "perceiver."), strip_prefix(state, "model.")
@@ -123,7 +122,7 @@ def convert_antarctic(
     if isinstance(bart_tokenizer, (str, os.PathLike)):
         bart_tokenizer = AutoTokenizer.from_pretrained(bart_tokenizer)
     if clip_tokenizer is None:
-        from .clip_tokenizer import build_clip_tokenizer
+        from hf_captioners.convert.clip_tokenizer import build_clip_tokenizer
 
         clip_tokenizer = build_clip_tokenizer(context_length=clip.config.text_config.max_position_embeddings)
     elif isinstance(clip_tokenizer, (str, os.PathLike)):

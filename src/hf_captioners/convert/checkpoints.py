@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import OperatorError
+from hf_captioners.errors import OperatorError
 
 logger = logging.getLogger(__name__)
 

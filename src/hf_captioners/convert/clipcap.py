@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import CheckpointError, load_into, load_state_dict, strip_prefix
+from hf_captioners.convert.checkpoints import CheckpointError, load_into, load_state_dict, strip_prefix
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import CheckpointError
+from hf_captioners.convert.checkpoints import CheckpointError
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def convert_open_clip(
     """An open_clip / OpenAI CLIP checkpoint file -> a transformers CLIP folder (model + CLIPProcessor-style
     image processor + tokenizer built from open_clip's BPE). `model`: an open_clip model name, a preset, a
     config dict, or None to read the config off the weights. Returns (CLIPModel, converted parameter count)."""
-    from .checkpoints import load_state_dict
+    from hf_captioners.convert.checkpoints import load_state_dict
 
     state = load_state_dict(checkpoint)
     state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
@@ -304,7 +304,7 @@ def convert_open_clip(
     clip.save_pretrained(out_dir)
     openai_clip_image_processor(clip.config.vision_config.image_size).save_pretrained(out_dir)
     if with_tokenizer:
-        from .clip_tokenizer import build_clip_tokenizer
+        from hf_captioners.convert.clip_tokenizer import build_clip_tokenizer
 
         if clip.config.text_config.vocab_size != 49408:
             logger.warning("text vocabulary is %d, not CLIP's 49,408: no tokenizer written", clip.config.text_config.vocab_size)

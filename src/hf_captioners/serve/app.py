@@ -16,8 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from hf_captioners.altogether.image_utils import ImageInputError  # noqa: E402
-
-from .captioning import (  # noqa: E402
+from hf_captioners.serve.captioning import (  # noqa: E402
     Captioner,
     Decoding,
     LoadedModel,

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import torch
 
+from hf_captioners.registry import CAPTIONERS, model_pipeline
+
 logger = logging.getLogger(__name__)
 
-SUPPORTED = ("altogether", "antarctic")
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".webp")
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -37,6 +38,7 @@ class LoadedModel:
     model: object
     processor: object
     base_cache: object = None
+    pipeline: object = None
 
     @property
     def reads_alt_text(self) -> bool:
@@ -78,8 +80,8 @@ def model_type_of(path: str) -> str:
         model_type = json.loads(config_path.read_text()).get("model_type")
     except (OSError, ValueError) as error:
         raise ModelFolderError(f"{path}: unreadable config.json ({error})") from error
-    if model_type not in SUPPORTED:
-        raise ModelFolderError(f"{path}: unsupported model_type {model_type!r} (supported: {', '.join(SUPPORTED)})")
+    if model_type not in CAPTIONERS:
+        raise ModelFolderError(f"{path}: unsupported model_type {model_type!r} (supported: {', '.join(CAPTIONERS)})")
     return model_type
 
 
@@ -110,9 +112,8 @@ def load_models(paths: list[str]) -> list[LoadedModel]:
         if kind == "antarctic":
             if model.cache is None:
                 raise ModelFolderError(f"{path}: antarctic model without an n-gram cache (cache.safetensors)")
-            if model.cache.text_encoder is None:
-                model.cache.text_encoder = model.text_encoder(processor.clip_tokenizer)
-            entry.base_cache = model.cache
+            entry.pipeline = model_pipeline(model, processor)
+            entry.base_cache = entry.pipeline.retriever.cache
         logger.info("loaded %s (%s) from %s", entry.name, kind, path)
         loaded.append(entry)
     return loaded
@@ -209,22 +210,17 @@ class Captioner:
 
     @torch.no_grad()
     def _antarctic(self, entry: LoadedModel, image, decoding: Decoding, top_k, num_candidates, cache) -> dict:
-        model, processor = entry.model, entry.processor
+        processor = entry.processor
         if top_k:
             top_k = min(int(top_k), len(cache))  # a slider past the cache size means "all of it"
-        model.set_cache(cache)
-        try:
-            pixel_values = processor(images=image)["pixel_values"]
-            entries, scores, _ = model.retrieve(pixel_values=pixel_values, top_k=top_k)
-            out = model.caption(pixel_values, processor, top_k=top_k, num_candidates=num_candidates,
-                                generate_kwargs=decoding.generate_kwargs(), return_candidates=True)[0]
-        finally:
-            model.set_cache(entry.base_cache)
+        pixel_values = processor(images=image)["pixel_values"]
+        out = entry.pipeline.caption_pixels(pixel_values, top_k=top_k, num_candidates=num_candidates, cache=cache,
+                                            generate_kwargs=decoding.generate_kwargs(), return_candidates=True)[0]
         winner = max(range(len(out["scores"])), key=out["scores"].__getitem__)
         ranked = sorted(range(len(out["candidates"])), key=lambda i: -out["scores"][i])
         return {
             "caption": out["caption"], "error": None, "table": out["table"],
-            "retrieved": [[entry_text, round(float(s), 4)] for entry_text, s in zip(entries[0], scores[0].tolist())],
+            "retrieved": [[text, round(float(s), 4)] for text, s in zip(out["entries"], out["entry_scores"])],
             "candidates": [[i == winner, out["candidates"][i], round(float(out["scores"][i]), 4)] for i in ranked],
             "cache_size": len(cache),
         }
@@ -243,16 +239,11 @@ class Captioner:
                 if not new:
                     continue
                 extended = cache.copy()
-                if extended.text_encoder is None:
-                    extended.text_encoder = entry.model.text_encoder(entry.processor.clip_tokenizer)
                 try:
-                    extended.add(new)
-                    entry.model.set_cache(extended)  # checks the dim
+                    entry.pipeline.retriever.with_cache(extended).cache.add(new)  # gives it the text tower
                 except Exception as error:
                     problems.append(f"{entry.name}: {error}")
                     continue
-                finally:
-                    entry.model.set_cache(entry.base_cache)
                 caches[entry.name] = extended
         return caches, problems
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..io_utils import atomic_write_json
-from .formats import FORMATS, SplitWriter, ft_record, write_karpathy
-from .world import (
+from hf_captioners.io_utils import atomic_write_json
+from hf_captioners.toyworld.formats import FORMATS, SplitWriter, ft_record, write_karpathy
+from hf_captioners.toyworld.world import (
     BACKGROUNDS,
     COLORS,
     POSITIONS,

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from ..metrics.intervals import Estimate, bootstrap_difference, bootstrap_mean
+from hf_captioners.metrics.intervals import Estimate, bootstrap_difference, bootstrap_mean
 
 __all__ = [
     "CLAIM_RULES", "DOWNSTREAM_METRICS", "SYSTEM_METRICS", "check_claims", "claims_text", "errors_corrected", "held_out_mentions",

@@ -37,8 +37,8 @@ def recaption_split(model_dir: str | os.PathLike, toyworld: str | os.PathLike, s
     """Re-caption one split's shards with a saved Altogether (greedy), as a user re-captions a dataset.
 
     `part` of `parts` takes every `parts`-th shard, so that several processes can share a split."""
-    from ..captioners import load_captioner
-    from ..recaption import caption_shards, expand_shard_specs, shard_outputs
+    from hf_captioners.recaption.adapters import load_captioner
+    from hf_captioners.recaption.engine import caption_shards, expand_shard_specs, shard_outputs
 
     if not 0 <= part < parts:
         raise ValueError(f"part {part} of {parts}: expected 0 <= part < parts")
@@ -59,7 +59,7 @@ def recaption_split(model_dir: str | os.PathLike, toyworld: str | os.PathLike, s
 def train_condition(toyworld: str | os.PathLike, out_dir: str | os.PathLike, synthetic: dict[str, str] | None,
                     share: float, seed: int, options: dict) -> dict:
     """One toy CLIP on the backbone split's images with raw alt-texts, re-captions, or a mix of both."""
-    from ..backbones.clip import pretrain_clip
+    from hf_captioners.toyworld.backbones.clip import pretrain_clip
 
     return pretrain_clip(toyworld, out_dir, seed=seed, text_source="alt_texts", synthetic=synthetic,
                          synthetic_share=share, eval_split="val", progress=False, threads=1, **options)
@@ -70,7 +70,7 @@ def score_clip(model_dir: str | os.PathLike, toyworld: str | os.PathLike, split:
     """A saved CLIP on one split, with per-image results (see `evaluate_clip`)."""
     from transformers import CLIPModel, CLIPProcessor
 
-    from ..backbones.clip import _load_split, evaluate_clip
+    from hf_captioners.toyworld.backbones.clip import _load_split, evaluate_clip
 
     processor = CLIPProcessor.from_pretrained(model_dir)
     model = CLIPModel.from_pretrained(model_dir).eval()

@@ -17,8 +17,8 @@ import json
 import tarfile
 from pathlib import Path
 
-from ..io_utils import atomic_path, atomic_write_bytes, atomic_write_json
-from .world import ToyExample
+from hf_captioners.io_utils import atomic_path, atomic_write_bytes, atomic_write_json
+from hf_captioners.toyworld.world import ToyExample
 
 __all__ = ["FORMATS", "ShardWriter", "SplitWriter", "ft_record"]
 

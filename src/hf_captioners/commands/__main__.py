@@ -1,0 +1,5 @@
+import sys
+
+from hf_captioners.commands import main
+
+sys.exit(main())
