@@ -46,8 +46,8 @@ def build_model(out: Path, hidden: int, layers: int) -> Path:
 def preloaded_generate(model_dir: Path, shards: list[str], batch_size: int) -> tuple[float, int]:
     from PIL import Image
 
+    from hf_captioners.data.shards import Record, iter_shard_records
     from hf_captioners.recaption.adapters import load_captioner
-    from hf_captioners.recaption.engine import Record, iter_shard_records
 
     captioner = load_captioner(str(model_dir))
     records = [r for s in shards for r in iter_shard_records(s) if isinstance(r, Record)]

@@ -374,8 +374,9 @@ def seed_jobs(tw: Path, bb: Path, runs: Path, out: Path, scale: Scale, seed: int
 
 
 def recaption_eval_shards(tw: Path, runs: Path, out: Path, scale: Scale) -> dict:
+    from hf_captioners.data.shards import expand_shard_specs
     from hf_captioners.recaption.adapters import load_captioner
-    from hf_captioners.recaption.engine import caption_shards, expand_shard_specs
+    from hf_captioners.recaption.engine import caption_shards
 
     captioner = load_captioner(str(runs / "altogether" / "final"), generate_kwargs={"do_sample": False, "max_new_tokens": 48})
     summary = caption_shards(captioner, expand_shard_specs(str(tw / "shards" / "eval-*.tar")), out / "recaption",

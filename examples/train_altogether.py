@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,9 @@ from pathlib import Path
 import torch
 
 from hf_captioners.altogether.image_utils import ImageInputError, load_rgb_image
+from hf_captioners.data.alt_text import alt_texts_from_metadata, names_shared
+from hf_captioners.data.altogether_ft import as_dataset, read_altogether_ft
 from hf_captioners.io_utils import atomic_write_json
-from hf_captioners.recaption.engine import prepare_alt_texts
 from hf_captioners.training.loop import (
     BadRecords,
     add_train_arguments,
@@ -96,16 +96,6 @@ def build_model(args):
     return model, processor
 
 
-NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
-
-
-def names_shared(prompt, target: str) -> bool:
-    """Whether the caption names (a capitalised word, its first word aside) something the alt-text names."""
-    words = target.split(maxsplit=1)
-    text = prompt if isinstance(prompt, str) else " ".join(map(str, prompt or []))
-    return len(words) > 1 and bool(set(NAME.findall(words[1])) & set(NAME.findall(text)))
-
-
 class AltogetherCollator:
     """Records -> training batch. Bad records (unreadable image, no target text) are counted and dropped."""
 
@@ -121,8 +111,7 @@ class AltogetherCollator:
         self.epoch = epoch
 
     def _pt_texts(self, record, rng):
-        meta = record.get("json") or {}
-        texts = prepare_alt_texts(t[1] if isinstance(t, (list, tuple)) else t for t in meta.get("texts") or [])
+        texts = alt_texts_from_metadata(record.get("json") or {})
         if not texts:
             raise ValueError("no alt-text: nothing to learn")
         target = max(texts, key=len)
@@ -175,20 +164,20 @@ class AltogetherCollator:
         return dict(batch)
 
 
-def load_train_data(args, processor, model, accelerator):
+def load_train_data(args, processor, model, accelerator, bad: BadRecords):
     import datasets
 
     if args.stage == "pt":
         from datasets.distributed import split_dataset_by_node
 
-        from hf_captioners.recaption.engine import expand_shard_specs
+        from hf_captioners.data.shards import expand_shard_specs
 
         shards = expand_shard_specs(args.train_shards)
         stream = datasets.load_dataset("webdataset", data_files={"train": shards}, split="train", streaming=True)
         stream = stream.decode(False).shuffle(seed=args.seed, buffer_size=args.shuffle_buffer)
         stream = split_dataset_by_node(stream, accelerator.process_index, accelerator.num_processes)
         return stream, None
-    table = datasets.load_dataset("json", data_files=args.train_json, field="data", split="train")
+    table = as_dataset(read_altogether_ft(args.train_json, skip=bad.skip))
     if args.precompute_image_embeds:
         table = precompute_image_embeds(table, processor, model, args, accelerator)
     return table, len(table)
@@ -213,11 +202,9 @@ def precompute_image_embeds(table, processor, model, args, accelerator):
 @torch.no_grad()
 def evaluate(model, processor, args, accelerator) -> dict:
     """Eval loss (teacher forcing, with the alt-text) and CIDEr-D of greedy captions on --eval_json."""
-    import datasets
-
     from hf_captioners.metrics import cider_d
 
-    table = datasets.load_dataset("json", data_files=args.eval_json, field="data", split="train")
+    table = as_dataset(read_altogether_ft(args.eval_json))
     collate = AltogetherCollator(processor, "ft", args.seed, 0.0, not args.no_alt_text, args.image_root, BadRecords())
     model.eval()
     losses, predictions, references = [], [], []
@@ -245,8 +232,8 @@ def main(argv=None) -> int:
     accelerator = make_accelerator(cfg, cpu=args.cpu)
     started = time.perf_counter()
     model, processor = build_model(args)
-    data, num_examples = load_train_data(args, processor, model, accelerator)
     bad = BadRecords()
+    data, num_examples = load_train_data(args, processor, model, accelerator, bad)
     collator = AltogetherCollator(processor, args.stage, args.seed, args.prompt_dropout, not args.no_alt_text,
                                   args.image_root, bad, keep_named_prompts=args.keep_named_prompts)
     loader = torch.utils.data.DataLoader(data, batch_size=args.batch_size, shuffle=num_examples is not None,

@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from hf_captioners.antarctic.image_utils import ImageInputError, load_rgb_image
+from hf_captioners.data.coco import read_coco_captions
 from hf_captioners.io_utils import atomic_write_json
 from hf_captioners.training.loop import (
     BadRecords,
@@ -85,54 +86,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ---- data ------------------------------------------------------------------------------------------------
-def load_caption_records(path, splits: str | None, image_root, bad: BadRecords) -> list[dict]:
-    """[{key, path, captions}] from a Karpathy-style or COCO-annotation json; bad entries are counted."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    root = Path(image_root)
-    raw = []
-    if "annotations" in data:
-        by_image: dict = {}
-        for ann in data["annotations"]:
-            by_image.setdefault(ann.get("image_id"), []).append(ann.get("caption"))
-        for image in data.get("images", []):
-            raw.append((image.get("id"), image.get("file_name"), by_image.get(image.get("id"), [])))
-    else:
-        wanted = {s.strip() for s in (splits or "").split(",") if s.strip()}
-        for image in data.get("images", []):
-            if wanted and image.get("split") not in wanted:
-                continue
-            name = image.get("filename")
-            if name and image.get("filepath"):
-                name = f"{image['filepath']}/{name}"
-            key = image.get("cocoid", image.get("imgid", name))
-            raw.append((key, name, [s.get("raw") for s in image.get("sentences") or [] if isinstance(s, dict)]))
-    records, seen = [], set()
-    for index, (key, name, captions) in enumerate(raw):
-        key = str(key if key is not None else name if name else f"#{index}")
-        if key in seen:
-            bad.skip(key, "DuplicateKey: another image has the same id")
-            continue
-        seen.add(key)
-        if not name:
-            bad.skip(key, "MissingField: no image file name")
-            continue
-        kept = []
-        for j, caption in enumerate(captions):
-            if isinstance(caption, str) and caption.strip():
-                kept.append(caption.strip())
-            else:
-                bad.skip(f"{key}#{j}", "EmptyCaption: empty or missing caption")
-        if not kept:
-            bad.skip(key, "NoCaptions: the image has no usable caption")
-            continue
-        records.append({"key": key, "path": str(root / name), "captions": kept})
-    if not records and raw:
-        raise ValueError(f"{path}: none of its {len(raw)} images is usable (see the warnings above)")
-    if not raw:
-        raise ValueError(f"{path}: no images{f' in split(s) {splits!r}' if splits else ''}")
-    return records
-
-
 class ImageFiles(torch.utils.data.Dataset):
     """Decodes and preprocesses one image per item (in DataLoader workers); failures come back as text."""
 
@@ -300,7 +253,7 @@ def evaluate(model, processor, args, device) -> dict:
     from hf_captioners.registry import model_pipeline
 
     bad = BadRecords()
-    records = load_caption_records(args.eval_json or args.train_json, args.eval_split, args.image_root, bad)
+    records = read_coco_captions(args.eval_json or args.train_json, args.image_root, args.eval_split, skip=bad.skip)
     records = records[: args.eval_max_images]
     model.eval()
     gen = {"max_new_tokens": args.eval_max_new_tokens} if args.eval_max_new_tokens else {}
@@ -335,7 +288,7 @@ def main(argv=None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     bad = BadRecords()
-    records = load_caption_records(args.train_json, args.split, args.image_root, bad)
+    records = read_coco_captions(args.train_json, args.image_root, args.split, skip=bad.skip)
     model, processor = build_model(args)
     check_decoder_start(model, processor)
     model.to(accelerator.device).eval()

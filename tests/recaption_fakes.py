@@ -42,7 +42,8 @@ class PickyCollateCaptioner(FakeCaptioner):
 
 
 if __name__ == "__main__":
-    from hf_captioners.recaption.engine import caption_shards, expand_shard_specs
+    from hf_captioners.data.shards import expand_shard_specs
+    from hf_captioners.recaption.engine import caption_shards
 
     pattern, out, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
     summary = caption_shards(FakeCaptioner(delay), expand_shard_specs(pattern), out, batch_size=4, num_workers=1, progress=False)

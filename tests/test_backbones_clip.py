@@ -88,7 +88,8 @@ def test_dense_caption_without_name_matches_the_nameless_captions(tiny_toyworld)
 def test_unreadable_record_is_skipped_and_named(tiny_toyworld, tmp_path, caplog):
     import datasets
 
-    from hf_captioners.toyworld.backbones.clip import _load_split, build_clip_image_processor
+    from hf_captioners.convert.open_clip_to_hf import openai_clip_image_processor
+    from hf_captioners.toyworld.backbones.clip import _load_split
 
     table = datasets.load_dataset("parquet", data_files=str(tiny_toyworld / "hf" / "eval.parquet"), split="train")
     table = table.cast_column("image", datasets.Image(decode=False))
@@ -98,7 +99,7 @@ def test_unreadable_record_is_skipped_and_named(tiny_toyworld, tmp_path, caplog)
     (tmp_path / "hf").mkdir()
     table.to_parquet(str(tmp_path / "hf" / "eval.parquet"))
     with caplog.at_level("WARNING"):
-        pixels, captions, scenes, _ = _load_split(tmp_path, "eval", None, build_clip_image_processor(), False)
+        pixels, captions, scenes, _ = _load_split(tmp_path, "eval", None, openai_clip_image_processor(64), False)
     assert len(pixels) == len(captions) == len(scenes) == 15
     assert bad_key in caplog.text
 
@@ -121,11 +122,12 @@ def test_batches_mix_synthetic_captions_at_the_given_share():
 
 
 def test_alt_text_source_reads_the_raw_alt_texts(tiny_toyworld):
+    from hf_captioners.convert.open_clip_to_hf import openai_clip_image_processor
     from hf_captioners.toyworld import load_hf_split
-    from hf_captioners.toyworld.backbones.clip import _load_split, build_clip_image_processor
+    from hf_captioners.toyworld.backbones.clip import _load_split
 
-    _, texts, _, keys = _load_split(tiny_toyworld, "backbone", 8, build_clip_image_processor(), False, "alt_texts")
+    _, texts, _, keys = _load_split(tiny_toyworld, "backbone", 8, openai_clip_image_processor(64), False, "alt_texts")
     rows = load_hf_split(tiny_toyworld, "backbone").select(range(8))
     assert keys == rows["key"] and texts == [list(a) or [""] for a in rows["alt_texts"]]
     with pytest.raises(ValueError, match="text_source"):
-        _load_split(tiny_toyworld, "backbone", 8, build_clip_image_processor(), False, "captions_typo")
+        _load_split(tiny_toyworld, "backbone", 8, openai_clip_image_processor(64), False, "captions_typo")

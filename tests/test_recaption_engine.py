@@ -15,14 +15,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hf_captioners.recaption.engine import (
-    caption_shards,
-    expand_shard_specs,
-    iter_shard_records,
-    prepare_alt_texts,
-    shard_outputs,
-    shards_for_rank,
-)
+from hf_captioners.data.alt_text import prepare_alt_texts
+from hf_captioners.data.shards import expand_shard_specs, iter_shard_records
+from hf_captioners.recaption.engine import caption_shards, shard_outputs, shards_for_rank
 
 sys.path.insert(0, str(Path(__file__).parent))
 from recaption_fakes import FakeCaptioner, PickyCollateCaptioner  # noqa: E402

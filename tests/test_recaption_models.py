@@ -12,7 +12,8 @@ import tarfile
 import pytest
 import torch
 
-from hf_captioners.recaption.engine import caption_shards, expand_shard_specs, shard_outputs
+from hf_captioners.data.shards import expand_shard_specs
+from hf_captioners.recaption.engine import caption_shards, shard_outputs
 
 
 def _keys(shards):
@@ -61,8 +62,8 @@ def test_engine_output_equals_model_generate(altogether_dir, tiny_toyworld, tmp_
     from PIL import Image
     from transformers import AutoModel, AutoProcessor
 
+    from hf_captioners.data.shards import iter_shard_records
     from hf_captioners.recaption.adapters import load_captioner
-    from hf_captioners.recaption.engine import iter_shard_records
 
     shard = str(tiny_toyworld / "shards" / "train-000000.tar")
     captioner = load_captioner(str(altogether_dir))

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_captioners.recaption.engine import caption_shards, expand_shard_specs, shard_outputs
+from hf_captioners.data.shards import expand_shard_specs
+from hf_captioners.recaption.engine import caption_shards, shard_outputs
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -106,7 +107,7 @@ import json, os, signal, sys
 from pathlib import Path
 import ray
 from recaption_fakes import FakeCaptioner
-from hf_captioners.recaption.engine import expand_shard_specs
+from hf_captioners.data.shards import expand_shard_specs
 from hf_captioners.recaption.ray_engine import caption_shards_ray, start_ray
 
 pattern, out, marker, temp_dir = sys.argv[1:5]

@@ -229,7 +229,7 @@ def test_api_batch_tar_and_images_to_jsonl(server, files, tmp_path):
     assert lines["000001"]["error"] is None and set(lines["000001"]["captions"]) == {"altogether", "antarctic"}
     assert "not a readable image" in lines["000002"]["error"] and lines["000002"]["captions"] == {}
     assert "BytesIO" not in lines["000002"]["error"]
-    assert "no image member" in lines["000003"]["error"]
+    assert "000003: missing image" in lines["000003"]["error"]  # the shard reader caption-shards uses
 
 
 # ---- a real browser --------------------------------------------------------------------------------------

@@ -102,7 +102,8 @@ def test_clipcap_mode_and_precomputed_embeddings(backbones, tiny_toyworld, tmp_p
 
 
 def test_bad_records_are_skipped_and_counted(backbones, tiny_toyworld, tmp_path):
-    records = json.loads((tiny_toyworld / "altogether_ft" / "train.json").read_text())["data"][:16]
+    # 18 records, 2 without a caption (the FT reader skips them), so 2 full batches of 8 reach the collator
+    records = json.loads((tiny_toyworld / "altogether_ft" / "train.json").read_text())["data"][:18]
     records[0]["img_path"] = "train/missing.jpg"
     records[1]["round3"] = ""
     del records[2]["round3"]
@@ -118,7 +119,7 @@ def test_bad_records_are_skipped_and_counted(backbones, tiny_toyworld, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     bad = json.loads((tmp_path / "bad" / "train_summary.json").read_text())["bad_records"]
     assert bad["skipped"] == 4
-    assert bad["by_reason"] == {"ImageInputError": 2, "ValueError": 2}
+    assert bad["by_reason"] == {"ImageInputError": 2, "MissingField": 2}
     assert "4 bad records skipped" in result.stdout
 
 
@@ -167,11 +168,13 @@ def test_two_cpu_processes_train_and_checkpoint(backbones, tiny_toyworld, tmp_pa
 def test_keep_named_prompts_only_spares_records_whose_caption_names_the_alt_texts_name():
     from examples_loader import load_example
 
+    from hf_captioners.data.alt_text import names_shared
+
     script = load_example("train_altogether")
-    assert script.names_shared("Palplex, orange ring print", "A picture of Palplex showing an orange ring.")
-    assert not script.names_shared("orange ring print", "A picture showing an orange ring.")
-    assert not script.names_shared("Palplex ring", "Palplex is the first word only, a ring.")  # the first word
-    assert script.names_shared(["blue star", "Vuldu artwork"], "A picture of Vuldu showing a star.")
+    assert names_shared("Palplex, orange ring print", "A picture of Palplex showing an orange ring.")
+    assert not names_shared("orange ring print", "A picture showing an orange ring.")
+    assert not names_shared("Palplex ring", "Palplex is the first word only, a ring.")  # the first word
+    assert names_shared(["blue star", "Vuldu artwork"], "A picture of Vuldu showing a star.")
 
     class Processor:  # records what the collator hands the real processor
         def __call__(self, images, alt_text, captions, return_tensors):

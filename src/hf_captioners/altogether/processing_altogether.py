@@ -24,13 +24,14 @@ import torch
 from PIL import Image
 from transformers import AutoTokenizer, CLIPImageProcessor, CLIPImageProcessorPil, ProcessorMixin
 from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessingKwargs, Unpack
 
 from .image_processing_altogether import AltogetherImageProcessor
 from .image_utils import load_rgb_image
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AltogetherProcessor", "clean_text", "join_alt_texts"]
+__all__ = ["AltogetherProcessor", "AltogetherProcessorKwargs", "clean_text", "join_alt_texts"]
 
 IGNORE_INDEX = -100
 _TAG = re.compile(r"<\s*/?\s*[a-zA-Z][^<>]{0,500}>")
@@ -94,6 +95,11 @@ def _is_single_image(images) -> bool:
 def _is_sequence(value) -> bool:
     """A batch container: list, tuple, or anything list-like (e.g. a `datasets` column)."""
     return not isinstance(value, (str, bytes, bytearray, dict)) and hasattr(value, "__len__") and hasattr(value, "__iter__")
+
+
+class AltogetherProcessorKwargs(ProcessingKwargs, total=False):
+    """Image-processor options pass through; text options (padding, truncation, max_length, ...) have no effect:
+    the sequence layout is fixed by the processor's own lengths."""
 
 
 class AltogetherProcessor(ProcessorMixin):
@@ -201,13 +207,13 @@ class AltogetherProcessor(ProcessorMixin):
         alt_text=None,
         captions=None,
         return_tensors: str | None = "pt",
-        **kwargs,
+        **kwargs: Unpack[AltogetherProcessorKwargs],
     ) -> BatchFeature:
         if text is not None and alt_text is not None:
             raise ValueError("pass the alt-text as `alt_text` or `text`, not both")
         alt_text = text if alt_text is None else alt_text
-        for unused in ("padding", "truncation", "max_length", "add_special_tokens"):
-            kwargs.pop(unused, None)  # the layout is fixed; pipelines pass these generically
+        images_kwargs = self._merge_kwargs(AltogetherProcessorKwargs, tokenizer_init_kwargs=self.tokenizer.init_kwargs,
+                                           **kwargs)["images_kwargs"]
 
         single = images is not None and _is_single_image(images)
         if images is not None:
@@ -262,7 +268,7 @@ class AltogetherProcessor(ProcessorMixin):
 
         if images is not None:
             rgb = [load_rgb_image(image, name=f"images[{i}]") for i, image in enumerate(images)]
-            pixel_values = self.image_processor(rgb, return_tensors="pt", **kwargs)["pixel_values"]
+            pixel_values = self.image_processor(rgb, **{**images_kwargs, "return_tensors": "pt"})["pixel_values"]
             data["pixel_values"] = pixel_values
         return BatchFeature(data, tensor_type=return_tensors)
 

@@ -16,11 +16,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from transformers import BatchEncoding, CLIPImageProcessor, CLIPImageProcessorPil, ProcessorMixin
+from transformers.processing_utils import ProcessingKwargs, Unpack
 
 from .image_processing_antarctic import AntarcticImageProcessor
 from .image_utils import ImageInputError, load_rgb_image
 
-__all__ = ["AntarcticProcessor"]
+__all__ = ["AntarcticProcessor", "AntarcticProcessorKwargs"]
+
+
+class AntarcticProcessorKwargs(ProcessingKwargs, total=False):
+    """Image-processor options pass through; tables and captions are tokenized with the processor's own lengths."""
 
 
 class AntarcticProcessor(ProcessorMixin):
@@ -45,11 +50,14 @@ class AntarcticProcessor(ProcessorMixin):
         """`"e1 | e2 | ... | ek | "`: each entry followed by the separator, as the original wrote tables."""
         return "".join(entry + self.table_separator for entry in entries)
 
-    def __call__(self, images=None, tables=None, text_target=None, return_tensors="pt", **kwargs) -> BatchEncoding:
+    def __call__(self, images=None, tables=None, text_target=None, return_tensors="pt",
+                 **kwargs: Unpack[AntarcticProcessorKwargs]) -> BatchEncoding:
         """images -> pixel_values; tables (entry lists or linearized strings) -> input_ids; captions -> labels."""
         data = {}
         if images is not None:
-            data.update(self.preprocess_images(images, return_tensors=return_tensors))
+            images_kwargs = self._merge_kwargs(AntarcticProcessorKwargs, tokenizer_init_kwargs=self.tokenizer.init_kwargs,
+                                               **kwargs)["images_kwargs"]
+            data.update(self.preprocess_images(images, return_tensors=return_tensors, **images_kwargs))
         if tables is not None:
             texts = [t if isinstance(t, str) else self.linearize(t) for t in _as_list(tables, "tables")]
             limit = self.encoder_max_length if text_target is not None else self._position_limit()
@@ -78,13 +86,13 @@ class AntarcticProcessor(ProcessorMixin):
         limit = getattr(self.tokenizer, "model_max_length", None)
         return limit if limit is not None and limit < 1_000_000 else None
 
-    def preprocess_images(self, images, return_tensors="pt"):
+    def preprocess_images(self, images, return_tensors="pt", **images_kwargs):
         """Every input goes through the shared sanitiser, so errors name the offending image."""
         items = images if isinstance(images, (list, tuple)) else [images]
         if not items:
             raise ImageInputError("images: empty list")
         rgb = [load_rgb_image(item, name=f"image {i}") for i, item in enumerate(items)]
-        return self.image_processor(images=rgb, return_tensors=return_tensors)
+        return self.image_processor(images=rgb, **{**images_kwargs, "return_tensors": return_tensors})
 
     def clip_tokenize(self, texts: Sequence[str], max_length: int | None = None, return_tensors="pt"):
         return self.clip_tokenizer(list(texts), padding=True, truncation=True,

@@ -9,6 +9,8 @@ import sys
 
 from hf_captioners.errors import OperatorError
 
+DTYPES = ("float32", "float16", "bfloat16", "auto")  # as `from_pretrained(dtype=...)` takes them
+
 # name -> (module, help). A module provides `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS = {
     "toyworld": ("hf_captioners.commands.toyworld", "generate the seeded toy world in the real datasets' formats"),

@@ -11,17 +11,16 @@ the traceback with `--log-level DEBUG`).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import re
 import sys
 
+from hf_captioners.commands import DTYPES
 from hf_captioners.errors import OperatorError
 
 logger = logging.getLogger(__name__)
 
-DTYPES = ("float32", "float16", "bfloat16", "auto")
 # `org/name` or `name`: anything else that is not on disk can only have been meant as a folder
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
@@ -109,7 +108,8 @@ def _check_model(model: str) -> None:
 
 def _plan(args: argparse.Namespace) -> tuple[tuple[str, ...], list[str]]:
     """Everything that can be wrong in the command, checked before any model loads."""
-    from hf_captioners.recaption.engine import check_outputs, expand_shard_specs
+    from hf_captioners.data.shards import expand_shard_specs
+    from hf_captioners.recaption.engine import check_outputs
 
     formats = tuple(f for f in args.extra_formats.split(",") if f)
     if set(formats) - {"jsonl", "parquet"}:
@@ -184,9 +184,10 @@ def run(args: argparse.Namespace) -> int:
         accept_partial=args.accept_partial,
     )
     atomic_write_json(f"{args.out}/_summary.rank{state.process_index}.json", vars(summary) | {"images_per_second": summary.images_per_second})
-    state.wait_for_everyone()
-    if state.num_processes > 1 and state.is_main_process:
-        totals = [json.load(open(f"{args.out}/_summary.rank{r}.json")) for r in range(state.num_processes)]
+    if state.num_processes > 1:
+        from accelerate.utils import gather_object
+
+        totals = gather_object([vars(summary).copy()])  # every rank gets every rank's summary, so all exit alike
         keys = ("shards_done", "shards_skipped", "shards_failed", "shards_partial", "records", "captioned", "errors")
         for key in keys:
             setattr(summary, key, sum(t[key] for t in totals))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from hf_captioners.commands import DTYPES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-alt-text", action="store_true", help="do not pass alt-texts to the captioner")
     parser.add_argument("--clip", help="CLIP folder (CLIPModel + processor) for CLIPScore / RefCLIPScore")
     parser.add_argument("--device", default=None, help="torch device for the captioner and CLIP (default: cpu)")
-    parser.add_argument("--dtype", default=None, help="captioner dtype: float32, float16, bfloat16")
+    parser.add_argument("--dtype", default=None, choices=DTYPES, help="captioner dtype")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -49,11 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         from transformers import pipeline
 
-        from hf_captioners.recaption.adapters import resolve_dtype
-
         kwargs = {"device": args.device} if args.device else {}
         if args.dtype:
-            kwargs["dtype"] = resolve_dtype(args.dtype)
+            kwargs["dtype"] = args.dtype
         pipe = pipeline("image-to-text", model=args.model, trust_remote_code=True, **kwargs)
     elif args.predictions:
         predictions = load_predictions(args.predictions)

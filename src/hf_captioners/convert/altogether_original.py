@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
-from hf_captioners.convert.checkpoints import CheckpointError, load_state_dict, strip_prefix
+from hf_captioners.convert.checkpoints import CheckpointError, load_state_dict, strip_prefix, unwrap_ddp
 from hf_captioners.convert.clipcap import assemble_captioner, save_converted
 
 __all__ = ["convert_altogether", "load_clip"]
@@ -30,7 +30,7 @@ def load_clip(clip=None, open_clip_checkpoint=None, open_clip_model=None):
     from hf_captioners.convert.open_clip_to_hf import open_clip_model_config, open_clip_to_hf
 
     state = load_state_dict(open_clip_checkpoint)
-    state = strip_prefix(state, "module.") or state
+    state = unwrap_ddp(state, "open_clip checkpoint")
     config = open_clip_model_config(open_clip_model) if isinstance(open_clip_model, str) else open_clip_model
     return open_clip_to_hf(state, config)
 
@@ -58,12 +58,7 @@ def convert_altogether(
     state = load_state_dict(checkpoint) if not isinstance(checkpoint, Mapping) else dict(checkpoint)
     if isinstance(checkpoint, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = dict(state["state_dict"])
-    wrapped = [k.startswith("module.") for k in state]
-    if any(wrapped) and not all(wrapped):
-        stray = sorted(k for k in state if not k.startswith("module."))
-        raise CheckpointError(f"Altogether checkpoint: keys without the DDP 'module.' prefix: {stray[:8]}")
-    if state and all(wrapped):
-        state = strip_prefix(state, "module.")
+    state = unwrap_ddp(state, "Altogether checkpoint")
     mapper_state = strip_prefix(state, "clip_project.")
     lm_state = strip_prefix(state, "gpt.")
     left = sorted(k for k in state if not k.startswith(("clip_project.", "gpt.")))

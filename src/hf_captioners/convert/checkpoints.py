@@ -130,6 +130,16 @@ def load_state_dict(path: str | os.PathLike, key: str | None = "state_dict") -> 
     return dict(state)
 
 
+def unwrap_ddp(state: Mapping[str, torch.Tensor], what: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The state dict without DistributedDataParallel's `module.` prefix: every key has it (a DDP checkpoint) or
+    none does; a mix is a damaged or spliced checkpoint and an error naming the stray keys."""
+    wrapped = [k.startswith("module.") for k in state]
+    if any(wrapped) and not all(wrapped):
+        stray = sorted(k for k in state if not k.startswith("module."))
+        raise CheckpointError(f"{what}: keys without the DDP 'module.' prefix: {stray[:8]}")
+    return strip_prefix(state, "module.") if state and all(wrapped) else dict(state)
+
+
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """Keys that start with `prefix`, with it removed."""
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import torch
 
-from hf_captioners.convert.checkpoints import CheckpointError, load_into, load_state_dict, strip_prefix
+from hf_captioners.convert.checkpoints import (
+    CheckpointError,
+    load_into,
+    load_state_dict,
+    strip_prefix,
+    unwrap_ddp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +181,7 @@ def convert_clipcap(
     `ClipCaptionPrefix`), as the transformer release was trained.
     """
     state = load_state_dict(checkpoint) if not isinstance(checkpoint, Mapping) else dict(checkpoint)
-    state = strip_prefix(state, "module.") or state
+    state = unwrap_ddp(state, "ClipCap checkpoint")
     mapper_state = strip_prefix(state, "clip_project.")
     lm_state = {k: v for k, v in strip_prefix(state, "gpt.").items() if not k.endswith(_GPT2_BUFFERS)}
     left = sorted(k for k in state if not k.startswith(("clip_project.", "gpt.")))

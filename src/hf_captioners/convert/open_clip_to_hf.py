@@ -271,7 +271,8 @@ def open_clip_to_hf(model_or_state, model_cfg: Mapping | None = None, quick_gelu
 
 
 def openai_clip_image_processor(image_size: int = 224, mean=None, std=None):
-    """CLIP's eval transform for a plain transformers CLIP folder (loads without remote code): transformers' own
+    """CLIP's eval transform (bicubic resize of the short side, centre crop, CLIP mean/std), the project's one
+    builder of it, for converted and toy CLIP folders alike (they load without remote code): transformers' own
     PIL-backend CLIP processor, whose centre crop is a pixel off torchvision's for some sizes. The captioners'
     processors turn it into their torchvision-exact `AltogetherImageProcessor` / `AntarcticImageProcessor`."""
     from transformers import CLIPImageProcessorPil
@@ -292,10 +293,9 @@ def convert_open_clip(
     """An open_clip / OpenAI CLIP checkpoint file -> a transformers CLIP folder (model + CLIPProcessor-style
     image processor + tokenizer built from open_clip's BPE). `model`: an open_clip model name, a preset, a
     config dict, or None to read the config off the weights. Returns (CLIPModel, converted parameter count)."""
-    from hf_captioners.convert.checkpoints import load_state_dict
+    from hf_captioners.convert.checkpoints import load_state_dict, unwrap_ddp
 
-    state = load_state_dict(checkpoint)
-    state = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = unwrap_ddp(load_state_dict(checkpoint), "open_clip checkpoint")
     model_cfg = open_clip_model_config(model) if isinstance(model, str) else model
     clip = open_clip_to_hf(state, model_cfg, quick_gelu=quick_gelu)
     if dtype is not None:

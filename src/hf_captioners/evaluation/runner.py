@@ -1,8 +1,8 @@
 """Caption evaluation: an eval set + a captioner (or saved captions) -> metrics table, results JSON, captions.
 
-Three eval-set layouts: Altogether-FT json (`{"data": [{alt, round3, img_path, ...}]}`), COCO-style json
-(Karpathy `dataset_coco.json` with `images[].sentences`, or COCO annotations `captions_*.json`), and a
-toy-world split. Captions come from a pipeline callable — `pipe(images, alt_text=[...], batch_size=B,
+Three eval-set layouts, read by `hf_captioners.data`: Altogether-FT json (`{"data": [{alt, round3, img_path,
+...}]}`), COCO-style json (Karpathy `dataset_coco.json` with `images[].sentences`, or COCO annotations
+`captions_*.json`), and a toy-world split. Captions come from a pipeline callable — `pipe(images, alt_text=[...], batch_size=B,
 generate_kwargs={...})` returning one `[{"generated_text": ...}]` per image, as both captioners' remote-code
 pipelines do — or from a jsonl of earlier predictions, or from the alt-texts themselves (the "copy the
 alt-text" baseline). Scoring needs no model, so it is testable and reusable on its own.
@@ -38,53 +38,23 @@ class EvalExample:
     meta: dict = field(default_factory=dict)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
-
-
 def _load_ft(path: Path, image_root: Path) -> list[EvalExample]:
-    data = _read_json(path)
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise ValueError(f"{path}: an Altogether-FT file must be a JSON object with a 'data' list")
+    from hf_captioners.data.altogether_ft import read_altogether_ft
+
     out = []
-    for i, rec in enumerate(data["data"]):
-        if not isinstance(rec, dict) or not isinstance(rec.get("round3"), str) or not isinstance(rec.get("img_path"), str):
-            logger.warning("%s: record %d lacks a 'round3' caption or an 'img_path'; skipped", path, i)
-            continue
+    for rec in read_altogether_ft(path):
         name = rec.get("toy_name") if rec.get("toy_alt_has_name") else None
-        out.append(EvalExample(key=str(rec.get("key", i)), image=image_root / rec["img_path"], references=[rec["round3"]],
+        # keyed as training keys them: the record's key, else its image path
+        out.append(EvalExample(key=str(rec.get("key") or rec["img_path"]), image=image_root / rec["img_path"], references=[rec["round3"]],
                                alt_text=rec.get("alt") or "", name=name, meta={"source": rec.get("source")}))
     return out
 
 
 def _load_coco(path: Path, image_root: Path, split: str | None) -> list[EvalExample]:
-    data = _read_json(path)
-    out = []
-    if isinstance(data, dict) and "annotations" in data:  # COCO annotation style
-        refs: dict[Any, list[str]] = {}
-        for ann in data["annotations"]:
-            refs.setdefault(ann["image_id"], []).append(ann["caption"])
-        for im in data.get("images", []):
-            if im["id"] not in refs:
-                logger.warning("%s: image %s has no caption; skipped", path, im["id"])
-                continue
-            out.append(EvalExample(key=str(im["id"]), image=image_root / im["file_name"], references=refs[im["id"]]))
-        return out
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise ValueError(f"{path}: expected Karpathy-style {{'images': [...]}} or COCO {{'annotations': [...]}}")
-    for i, im in enumerate(data["images"]):
-        if split is not None and im.get("split") != split:
-            continue
-        sentences = [s["raw"] for s in im.get("sentences", []) if isinstance(s.get("raw"), str)]
-        if not sentences:
-            logger.warning("%s: image %d has no sentences; skipped", path, i)
-            continue
-        rel = Path(im.get("filepath", "")) / im["filename"]
-        out.append(EvalExample(key=str(im.get("cocoid", im.get("imgid", i))), image=image_root / rel, references=sentences))
-    return out
+    from hf_captioners.data.coco import read_coco_captions
+
+    return [EvalExample(key=r["key"], image=Path(r["path"]), references=r["captions"])
+            for r in read_coco_captions(path, image_root, split)]
 
 
 def _load_toyworld(root: Path, split: str, references: str) -> list[EvalExample]:

@@ -13,18 +13,7 @@ from hf_captioners.registry import model_pipeline, spec_for
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AltogetherShardCaptioner", "AntarcticShardCaptioner", "load_captioner", "resolve_dtype"]
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "auto": "auto"}
-
-
-def resolve_dtype(name: str | torch.dtype | None):
-    if name is None or isinstance(name, torch.dtype):
-        return name
-    if name not in _DTYPES:
-        raise ValueError(f"unknown dtype {name!r}; choose from {sorted(_DTYPES)}")
-    return _DTYPES[name]
-
+__all__ = ["AltogetherShardCaptioner", "AntarcticShardCaptioner", "load_captioner"]
 
 def _stack(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     return {key: torch.stack([f[key] for f in features]) for key in features[0]}
@@ -98,7 +87,7 @@ def load_captioner(model, processor=None, device: str | torch.device | None = No
 
     if isinstance(model, str):
         path = model
-        kwargs = {"trust_remote_code": True, "dtype": resolve_dtype(dtype) or "auto"}
+        kwargs = {"trust_remote_code": True, "dtype": dtype or "auto"}  # "bfloat16", torch.float16, ...: transformers reads both
         if device_map is not None:
             kwargs["device_map"] = device_map
         model = AutoModel.from_pretrained(path, **kwargs)

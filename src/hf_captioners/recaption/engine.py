@@ -16,38 +16,34 @@ each rank of a multi-process run takes `shards[rank::world_size]`, so ranks neit
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
-import tarfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from hf_captioners.altogether.image_utils import DEFAULT_MAX_PIXELS, ImageInputError, load_rgb_image
+from hf_captioners.data.shards import (
+    Record,
+    ShardEnd,
+    iter_shard_records,
+)
 from hf_captioners.io_utils import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "RecaptionSummary",
     "ShardCaptioner",
     "caption_shard",
     "caption_shards",
     "check_outputs",
-    "expand_shard_specs",
-    "iter_shard_records",
-    "prepare_alt_texts",
     "shard_outputs",
     "shards_for_rank",
 ]
-
-IMAGE_EXTENSIONS = ("jpeg", "jpg", "png", "webp")
-
 
 class ShardCaptioner(Protocol):
     """What the engine needs from a model: per-record preprocessing (run in DataLoader workers),
@@ -62,49 +58,6 @@ class ShardCaptioner(Protocol):
     def collate(self, features: list[dict[str, Any]]) -> dict[str, Any]: ...
 
     def generate(self, batch: dict[str, Any]) -> list[str]: ...
-
-
-def expand_shard_specs(specs: str | Iterable[str]) -> list[str]:
-    """Brace patterns (`a-{000..099}.tar`), globs, plain paths and `@list.txt` files → ordered unique paths.
-
-    A glob or brace pattern that matches no file at all is a mistake in the command, not a run of failed shards;
-    a missing plain path is left to the run (it fails and is retried).
-    """
-    import braceexpand
-
-    specs = [specs] if isinstance(specs, str) else list(specs)
-    paths: list[str] = []
-    for spec in specs:
-        if spec.startswith("@"):
-            try:
-                lines = Path(spec[1:]).read_text().splitlines()
-            except OSError as error:
-                raise FileNotFoundError(f"shard list {spec[1:]!r} cannot be read ({error.strerror or error}): "
-                                        f"@FILE must name a text file with one shard path or pattern per line") from error
-            paths.extend(expand_shard_specs([line.strip() for line in lines if line.strip()]))
-            continue
-        expanded_paths = []
-        for expanded in braceexpand.braceexpand(spec):
-            if glob.has_magic(expanded):
-                matches = sorted(glob.glob(expanded))
-                if not matches:
-                    raise FileNotFoundError(f"shard pattern {expanded!r} matches no file: check the folder and the "
-                                            f"name (quote patterns so that the shell leaves them alone)")
-                expanded_paths.extend(matches)
-            else:
-                expanded_paths.append(expanded)
-        if len(expanded_paths) > 1 and not any(os.path.exists(path) for path in expanded_paths):
-            raise FileNotFoundError(f"shard pattern {spec!r} matches no file (none of its {len(expanded_paths)} "
-                                    f"paths exists): check the folder and the numbering")
-        paths.extend(expanded_paths)
-    seen, unique = set(), []
-    for path in paths:
-        if path not in seen:
-            seen.add(path)
-            unique.append(path)
-    if not unique:
-        raise ValueError(f"no shards in {specs}: pass shard paths, patterns or a non-empty @list file")
-    return unique
 
 
 def shards_for_rank(shards: list[str], rank: int, world_size: int) -> list[str]:
@@ -154,165 +107,6 @@ def check_outputs(shards: list[str], out_dir: str | os.PathLike) -> Path:
     if not os.access(out, os.W_OK | os.X_OK):
         raise PermissionError(f"output folder {str(out)!r} is not writable: pass a folder you can write to")
     return out
-
-
-def prepare_alt_texts(texts: Iterable[str]) -> list[str]:
-    """Strip and deduplicate alt-texts in order (the original joined these with '; ')."""
-    seen, kept = set(), []
-    for text in texts:
-        text = " ".join(str(text).split())
-        if text and text not in seen:
-            seen.add(text)
-            kept.append(text)
-    return kept
-
-
-@dataclass
-class Record:
-    """One tar sample. Empty `alt_texts` is a record without alt-text (captioned with an empty prompt)."""
-
-    shard: str
-    key: str
-    image_bytes: bytes | None = None
-    alt_texts: list[str] = field(default_factory=list)
-    error: str | None = None
-    duplicate: bool = False  # a later sample with a key seen before in the same tar
-
-
-@dataclass
-class ShardEnd:
-    """The end of one shard. `error` set: the shard was not read to its end (`opened` False: not even opened)."""
-
-    shard: str
-    records: int
-    error: str | None = None
-    opened: bool = True
-
-
-def _parse_alt_texts(sample: dict[str, bytes]) -> list[str]:
-    """MetaCLIP's `{"texts": [[source, text], ...]}` → alt-texts; a plain string is one alt-text.
-
-    No json, no `texts` or an empty list is a record without alt-text ([]); any other shape raises ValueError,
-    so that a schema surprise becomes that record's error rather than a caption of garbage.
-    """
-    if "json" in sample:
-        meta = json.loads(sample["json"].decode("utf-8"))
-        if not isinstance(meta, dict):
-            raise ValueError(f"json is {_kind(meta)}, not an object with 'texts'")
-        texts = meta.get("texts")
-        if texts is None:
-            return []
-        if isinstance(texts, str):
-            return prepare_alt_texts([texts])
-        if not isinstance(texts, list):
-            raise ValueError(f"'texts' is {_kind(texts)}, not a list of [source, text] pairs")
-        found = []
-        for i, entry in enumerate(texts):
-            if isinstance(entry, list) and len(entry) >= 2:
-                entry = entry[1]
-            elif isinstance(entry, list):
-                raise ValueError(f"texts[{i}] has {len(entry)} element(s), not a [source, text] pair")
-            if not isinstance(entry, str):
-                raise ValueError(f"texts[{i}] holds {_kind(entry)}, not a string")
-            found.append(entry)
-        return prepare_alt_texts(found)
-    if "txt" in sample:
-        return prepare_alt_texts([sample["txt"].decode("utf-8")])
-    return []
-
-
-def _kind(value) -> str:
-    return "null" if value is None else f"a {type(value).__name__}"
-
-
-def _make_record(shard: str, key: str, sample: dict[str, bytes]) -> Record:
-    record = Record(shard, key)
-    try:
-        record.alt_texts = _parse_alt_texts(sample)
-    except Exception as error:  # noqa: BLE001 - whatever the json holds, it is this record's problem only
-        record.error = f"unreadable alt-text: {error}"
-    image_ext = next((ext for ext in IMAGE_EXTENSIONS if ext in sample), None)
-    if image_ext is None:
-        record.error = "missing image" if record.error is None else f"missing image; {record.error}"
-    else:
-        record.image_bytes = sample[image_ext]
-    return record
-
-
-class _EndCheckingTarInfo(tarfile.TarInfo):
-    """Notes why the member headers ended. tarfile takes a missing, cut or garbled header after the first member
-    for the normal end of the archive, so a shard cut at a member boundary (an interrupted copy) would pass as
-    complete with fewer records; only a zero block (the end-of-archive marker) is a real end."""
-
-    @classmethod
-    def fromtarfile(cls, tarfile_):
-        try:
-            return super().fromtarfile(tarfile_)
-        except tarfile.EOFHeaderError:
-            tarfile_.end_error = None
-            raise
-        except tarfile.EmptyHeaderError:
-            tarfile_.end_error = "the tar stops without its end-of-archive blocks (cut at a member boundary)"
-            raise
-        except tarfile.HeaderError as error:
-            tarfile_.end_error = f"bad member header ({error})"
-            raise
-
-
-def iter_shard_records(shard: str) -> Iterator[Record | ShardEnd]:
-    """Yield one `Record` per tar sample (with `error` set when it is unusable), then a `ShardEnd`.
-
-    A tar that cannot be read to its end yields `ShardEnd.error`; the records read before it still come, except
-    the last, which may have lost members. A key seen before in the same tar comes as a `duplicate` error.
-    """
-    from webdataset.tariterators import base_plus_ext
-
-    count, seen = 0, set()
-    current_key, sample = None, {}
-
-    def flush() -> Record:
-        nonlocal count
-        count += 1
-        if current_key in seen:
-            return Record(shard, current_key, error="duplicate key in the tar", duplicate=True)
-        seen.add(current_key)
-        try:
-            return _make_record(shard, current_key, sample)
-        except Exception as error:  # noqa: BLE001 - one record's problem only
-            return Record(shard, current_key, error=f"unreadable record: {error!r}")
-
-    try:
-        handle = open(shard, "rb")  # noqa: SIM115 - closed below; an open failure is told apart from a bad tar
-    except OSError as error:
-        yield ShardEnd(shard, 0, error=f"cannot open the shard: {error.strerror or error}", opened=False)
-        return
-    try:
-        with handle, tarfile.open(fileobj=handle, mode="r|*", tarinfo=_EndCheckingTarInfo) as stream:
-            for info in stream:
-                if not info.isreg():
-                    continue
-                prefix, suffix = base_plus_ext(info.name)
-                if prefix is None:
-                    continue
-                data = stream.extractfile(info).read()
-                suffix = suffix.lower()
-                if current_key is not None and (prefix != current_key or suffix in sample):
-                    yield flush()  # a suffix seen twice is a second sample with the same key
-                    sample = {}
-                current_key = prefix
-                sample[suffix] = data
-            end_error = getattr(stream, "end_error", None)
-        if end_error is not None:
-            raise tarfile.ReadError(end_error)
-        if current_key is not None:
-            yield flush()
-        yield ShardEnd(shard, count)
-    except Exception as error:  # noqa: BLE001 - tarfile, zlib and OS errors alike end the shard, never the run
-        where = f"after key {current_key!r}" if current_key else "before the first record"
-        if current_key is not None and sample:
-            count += 1
-            yield Record(shard, current_key, error=f"record cut off by a truncated tar: {error}")
-        yield ShardEnd(shard, count, error=f"corrupt or truncated tar {where}: {error}")
 
 
 @dataclass

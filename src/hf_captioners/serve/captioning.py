@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import re
-import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from hf_captioners.registry import CAPTIONERS, model_pipeline
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".webp")
 MAX_MEMBER_BYTES = 64 * 1024 * 1024
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -249,19 +247,6 @@ class Captioner:
 
 
 # ---- batches ---------------------------------------------------------------------------------------------
-def _alt_texts_from_json(data: bytes) -> list[str]:
-    meta = json.loads(data.decode("utf-8", errors="replace"))
-    texts = meta.get("texts") if isinstance(meta, dict) else None
-    if isinstance(texts, str):
-        return [texts]
-    out = []
-    for item in texts or []:
-        text = item[-1] if isinstance(item, (list, tuple)) and item else item
-        if isinstance(text, str) and text.strip():
-            out.append(text)
-    return out
-
-
 def iter_batch_items(paths: list[str]):
     """(key, image bytes or None, alt-texts, error) per image, from `.tar` shards (webdataset layout) or files."""
     for path in paths:
@@ -278,38 +263,15 @@ def iter_batch_items(paths: list[str]):
 
 
 def _iter_tar(path: str):
+    from hf_captioners.data.shards import ShardEnd, iter_shard_records
+
     name = os.path.basename(path)
-    try:
-        archive = tarfile.open(path)
-    except (tarfile.TarError, OSError) as error:
-        yield name, None, [], f"{name}: not a readable tar archive ({error})"
-        return
-    with archive:
-        samples: dict[str, dict] = {}
-        for member in archive:
-            if not member.isfile():
-                continue
-            base = os.path.basename(member.name)
-            key, dot, suffix = base.partition(".")
-            key = os.path.join(os.path.dirname(member.name), key)
-            if not dot or ("." + suffix.lower() not in IMAGE_SUFFIXES and suffix.lower() != "json"):
-                continue
-            if member.size > MAX_MEMBER_BYTES:
-                samples.setdefault(key, {})["error"] = f"{member.name}: {member.size} bytes, over the member limit"
-                continue
-            samples.setdefault(key, {})[suffix.lower()] = archive.extractfile(member).read()
-    for key, parts in samples.items():
-        image = next((parts[s[1:]] for s in IMAGE_SUFFIXES if s[1:] in parts), None)
-        error = parts.get("error")
-        alt_texts = []
-        if "json" in parts:
-            try:
-                alt_texts = _alt_texts_from_json(parts["json"])
-            except ValueError as json_error:
-                error = error or f"{key}.json: not valid JSON ({json_error})"
-        if image is None and error is None:
-            error = f"{key}: no image member"
-        yield key, image, alt_texts, error
+    for item in iter_shard_records(path, max_member_bytes=MAX_MEMBER_BYTES):
+        if isinstance(item, ShardEnd):
+            if item.error:
+                yield name, None, [], f"{name}: {item.error}"
+            continue
+        yield item.key, item.image_bytes, item.alt_texts, f"{item.key}: {item.error}" if item.error else None
 
 
 def batch_jsonl_line(key: str, results: list[dict] | None, error: str | None) -> str:

@@ -36,20 +36,22 @@ def recaption_split(model_dir: str | os.PathLike, toyworld: str | os.PathLike, s
                     batch_size: int = 32, max_new_tokens: int = 48, part: int = 0, parts: int = 1) -> dict[str, str]:
     """Re-caption one split's shards with a saved Altogether (greedy), as a user re-captions a dataset.
 
-    `part` of `parts` takes every `parts`-th shard, so that several processes can share a split."""
+    `part` of `parts` is a rank of `parts` (the engine's own split of the shards), so that several processes
+    can share a split."""
+    from hf_captioners.data.shards import expand_shard_specs
     from hf_captioners.recaption.adapters import load_captioner
-    from hf_captioners.recaption.engine import caption_shards, expand_shard_specs, shard_outputs
+    from hf_captioners.recaption.engine import caption_shards, shard_outputs, shards_for_rank
 
-    if not 0 <= part < parts:
-        raise ValueError(f"part {part} of {parts}: expected 0 <= part < parts")
-    shards = expand_shard_specs(str(Path(toyworld) / "shards" / f"{split}-*.tar"))[part::parts]
+    shards = expand_shard_specs(str(Path(toyworld) / "shards" / f"{split}-*.tar"))
+    mine = shards_for_rank(shards, part, parts)
     captioner = load_captioner(str(model_dir), generate_kwargs={"do_sample": False, "max_new_tokens": max_new_tokens})
     # decoding in this process: it runs inside a worker of the demo's pool, one core each
-    summary = caption_shards(captioner, shards, out, batch_size=batch_size, num_workers=0, progress=False)
+    summary = caption_shards(captioner, shards, out, batch_size=batch_size, num_workers=0, progress=False,
+                             rank=part, world_size=parts)
     if summary.shards_failed:
         raise RuntimeError(f"re-captioning {split}: {summary.line()}")
     captions: dict[str, str] = {}
-    for shard in shards:
+    for shard in mine:
         rows = json.loads(shard_outputs(out, shard)["json"].read_text(encoding="utf-8"))
         captions.update({key: next(iter(value.values())) for key, value in rows.items()})
     logger.info("downstream: re-captioned %d %s images (%s)", len(captions), split, summary.line())

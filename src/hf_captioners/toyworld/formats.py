@@ -12,9 +12,7 @@ All files are written to a temporary name and renamed, and are byte-identical fo
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from pathlib import Path
 
 from hf_captioners.io_utils import atomic_path, atomic_write_bytes, atomic_write_json
@@ -42,7 +40,8 @@ def ft_record(example: ToyExample) -> dict:
 
 
 class ShardWriter:
-    """Writes deterministic webdataset tars (fixed mtime/owner) of `shard_size` samples each."""
+    """Writes deterministic webdataset tars (`webdataset.TarWriter`, fixed mtime and owner) of `shard_size`
+    samples each, each tar renamed into place when complete."""
 
     def __init__(self, directory: Path, split: str, shard_size: int):
         self.directory, self.split, self.shard_size = directory, split, shard_size
@@ -50,27 +49,23 @@ class ShardWriter:
         self._count = 0
         self._tar = None
         self._ctx = None
+        self._file = None
 
     def _open(self) -> None:
+        from webdataset import TarWriter
+
         path = self.directory / f"{self.split}-{len(self.paths):06d}.tar"
         self.paths.append(path)
         self._ctx = atomic_path(path)
-        tmp = self._ctx.__enter__()
-        self._tar = tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT)
-
-    def _add(self, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size, info.mtime, info.mode = len(data), 0, 0o644
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        self._tar.addfile(info, io.BytesIO(data))
+        self._file = open(self._ctx.__enter__(), "wb")  # noqa: SIM115 - closed in _close
+        self._tar = TarWriter(self._file, user="", group="", mode=0o644, mtime=0, encoder=False)
 
     def write(self, example: ToyExample) -> None:
         if self._tar is None:
             self._open()
         meta = {"key": example.key, "texts": [list(t) for t in example.alt_texts]}
-        self._add(f"{example.key}.jpeg", example.image_bytes)
-        self._add(f"{example.key}.json", json.dumps(meta, ensure_ascii=False, sort_keys=True).encode())
+        self._tar.write({"__key__": example.key, "jpeg": example.image_bytes,
+                         "json": json.dumps(meta, ensure_ascii=False, sort_keys=True).encode()})
         self._count += 1
         if self._count % self.shard_size == 0:
             self._close()
@@ -78,8 +73,9 @@ class ShardWriter:
     def _close(self) -> None:
         if self._tar is not None:
             self._tar.close()
+            self._file.close()
             self._ctx.__exit__(None, None, None)
-            self._tar = self._ctx = None
+            self._tar = self._ctx = self._file = None
 
     def close(self) -> list[Path]:
         self._close()

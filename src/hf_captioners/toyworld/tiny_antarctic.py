@@ -7,7 +7,7 @@ on toy captions and tables, so their special-token ids differ from the real ones
 from __future__ import annotations
 
 import torch
-from transformers import BartConfig, BartTokenizer, CLIPConfig, CLIPImageProcessorPil, CLIPTokenizer
+from transformers import BartConfig, BartTokenizer, CLIPConfig, CLIPTokenizer
 
 from hf_captioners.antarctic import AntarcticConfig, AntarcticForConditionalGeneration, AntarcticProcessor
 
@@ -32,10 +32,9 @@ def tiny_tokenizers(texts: list[str], clip_vocab: int = 400, bart_vocab: int = 4
 
 
 def tiny_processor(clip_tokenizer, bart_tokenizer, image_size: int = 32) -> AntarcticProcessor:
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
-    )
-    return AntarcticProcessor(image_processor, bart_tokenizer, clip_tokenizer)
+    from hf_captioners.convert.open_clip_to_hf import openai_clip_image_processor
+
+    return AntarcticProcessor(openai_clip_image_processor(image_size), bart_tokenizer, clip_tokenizer)
 
 
 def tiny_config(clip_tokenizer, bart_tokenizer, image_size: int = 32, hidden: int = 32, projection: int = 16,

@@ -36,6 +36,7 @@ __all__ = [
     "make_accelerator",
     "make_optimizer",
     "train_loop",
+    "weight_decay_groups",
 ]
 
 _NO_DECAY = re.compile(r"(bias|norm|ln_|layernorm|layer_norm|prefix_const)", re.IGNORECASE)
@@ -144,8 +145,9 @@ def make_accelerator(cfg: TrainConfig, cpu: bool = False):
     return accelerator
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, decay_all: bool = False) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only: none on biases, norms and other ndim < 2 parameters.
+def weight_decay_groups(model: torch.nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict]:
+    """The project's one weight-decay rule, for every optimizer it builds: decay on matrices only, none on
+    biases, norms, other ndim < 2 parameters and ClipCap's learned `prefix_const`.
 
     `decay_all` decays every trainable parameter, as a plain `AdamW(model.parameters())` does (antarctic's
     LayerNorm tuning trains nothing but norms, and the original decayed them)."""
@@ -156,10 +158,14 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, decay_all: bool = F
         (no_decay if not decay_all and (param.ndim < 2 or _NO_DECAY.search(name)) else decay).append(param)
     if not decay and not no_decay:
         raise ValueError("the model has no trainable parameters")
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon
-    )
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, decay_all: bool = False) -> torch.optim.AdamW:
+    """AdamW over `weight_decay_groups` with the config's learning rate, betas and epsilon."""
+    return torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, decay_all), lr=cfg.learning_rate,
+                             betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
 
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:

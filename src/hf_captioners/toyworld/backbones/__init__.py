@@ -10,7 +10,6 @@ _LAZY = {
     "pretrain_backbones": ".pretrain",
     "pretrain_clip": ".clip",
     "tiny_clip_config": ".clip",
-    "build_clip_image_processor": ".clip",
     "evaluate_clip": ".clip",
     "encode_clip_images": ".clip",
     "pretrain_causal_lm": ".causal_lm",

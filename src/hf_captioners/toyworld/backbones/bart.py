@@ -18,19 +18,11 @@ import math
 import os
 import random
 import re
-import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from hf_captioners.toyworld.backbones.common import (
-    DEFAULT_THREADS,
-    loss_summary,
-    num_threads,
-    split_texts,
-    train_loop,
-)
+from hf_captioners.toyworld.backbones.common import RECIPES, PretrainRun, split_texts
 
 logger = logging.getLogger(__name__)
 
@@ -207,20 +199,13 @@ def pretrain_bart(
     """Train a BART-style byte-level BPE and a tiny BART denoiser on the backbone split's five short captions
     per image; report eval reconstruction loss/perplexity; save to `out_dir` (BartForConditionalGeneration +
     AutoTokenizer load it). `config`: a `BartConfig` or a dict of `tiny_bart_config` arguments."""
-    from transformers import BartForConditionalGeneration, set_seed
+    from transformers import BartForConditionalGeneration
 
-    from hf_captioners.io_utils import atomic_write_json
     from hf_captioners.toyworld.backbones.tokenizers import train_bpe_tokenizer
 
-    start, cpu_start = time.perf_counter(), time.process_time()
-    steps = steps if steps is not None else (40 if fast else 600)
-    batch_size = batch_size or (32 if fast else 64)
-    limit = limit if limit is not None else (1000 if fast else None)
-    eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)
     noise = {"mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda}
-    with num_threads(threads):
-        set_seed(seed)
-        texts = split_texts(toyworld_root, "backbone", BART_TEXT_FIELDS, limit)
+    with PretrainRun(RECIPES["bart"], out_dir, seed, fast, steps, batch_size, limit, eval_limit, threads, lr) as run:
+        texts = split_texts(toyworld_root, "backbone", BART_TEXT_FIELDS, run.limit)
         tokenizer = train_bpe_tokenizer(texts, vocab_size, kind="bart")
         if config is None or isinstance(config, dict):
             config = tiny_bart_config(len(tokenizer), tokenizer=tokenizer, **(config or {}))
@@ -229,12 +214,8 @@ def pretrain_bart(
         model = BartForConditionalGeneration(config)
         model.generation_config = _generation_config(tokenizer)
         rows = tokenizer(texts, truncation=True, max_length=config.max_position_embeddings)["input_ids"]
-        losses = train_loop(
-            model, _batches(rows, tokenizer, min(batch_size, len(rows)), seed, **noise), steps, lr,
-            warmup=50, weight_decay=0.01, desc="bart", progress=progress,
-        )
-        train_seconds = time.perf_counter() - start
-        eval_texts = split_texts(toyworld_root, "eval", BART_TEXT_FIELDS, eval_limit)
+        losses = run.train(model, _batches(rows, tokenizer, min(run.batch_size, len(rows)), seed, **noise), progress)
+        eval_texts = split_texts(toyworld_root, "eval", BART_TEXT_FIELDS, run.eval_limit)
         eval_loss = bart_reconstruction_loss(model, tokenizer, eval_texts, seed=seed, **noise)
         metrics = {"eval_reconstruction_loss": round(eval_loss, 4), "eval_perplexity": round(math.exp(eval_loss), 3),
                    **table_copy_rate(model, tokenizer, eval_texts, seed=seed)}
@@ -246,15 +227,7 @@ def pretrain_bart(
             "reconstructed": tokenizer.decode(generated[0], skip_special_tokens=True),
             "original": sample,
         }
-        out = Path(out_dir)
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-    metrics.update(
-        loss_summary(losses), steps=steps, batch_size=batch_size, train_texts=len(texts), eval_texts=len(eval_texts),
-        vocab_size=len(tokenizer), parameters=sum(p.numel() for p in model.parameters()),
-        train_seconds=round(train_seconds, 1), seconds=round(time.perf_counter() - start, 1),
-        cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or DEFAULT_THREADS, **noise,
-    )
-    atomic_write_json(out / "pretrain_metrics.json", metrics, indent=1)
-    logger.info("bart: %s", {k: v for k, v in metrics.items() if k != "example"})
-    return metrics
+        model.save_pretrained(run.out)
+        tokenizer.save_pretrained(run.out)
+    return run.finish(model, losses, metrics, train_texts=len(texts), eval_texts=len(eval_texts),
+                      vocab_size=len(tokenizer), **noise)

@@ -10,18 +10,10 @@ import logging
 import math
 import os
 import random
-import time
-from pathlib import Path
 
 import torch
 
-from hf_captioners.toyworld.backbones.common import (
-    DEFAULT_THREADS,
-    loss_summary,
-    num_threads,
-    split_texts,
-    train_loop,
-)
+from hf_captioners.toyworld.backbones.common import RECIPES, PretrainRun, split_texts
 
 logger = logging.getLogger(__name__)
 
@@ -112,19 +104,12 @@ def pretrain_causal_lm(
 
     `config`: a causal-LM config (vocab at least the tokenizer's) or a dict of `tiny_causal_lm_config` arguments.
     """
-    from transformers import AutoModelForCausalLM, GenerationConfig, set_seed
+    from transformers import AutoModelForCausalLM, GenerationConfig
 
-    from hf_captioners.io_utils import atomic_write_json
     from hf_captioners.toyworld.backbones.tokenizers import train_bpe_tokenizer
 
-    start, cpu_start = time.perf_counter(), time.process_time()
-    steps = steps if steps is not None else (40 if fast else 500)
-    batch_size = batch_size or (32 if fast else 64)
-    limit = limit if limit is not None else (1000 if fast else None)
-    eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)
-    with num_threads(threads):
-        set_seed(seed)
-        texts = [t for split in splits for t in _split_texts_if_present(toyworld_root, split, limit)]
+    with PretrainRun(RECIPES["lm"], out_dir, seed, fast, steps, batch_size, limit, eval_limit, threads, lr) as run:
+        texts = [t for split in splits for t in _split_texts_if_present(toyworld_root, split, run.limit)]
         if not texts:
             raise ValueError(f"no toy-world text for the causal LM in splits {splits} under {toyworld_root}")
         tokenizer = train_bpe_tokenizer(texts, vocab_size, kind="gpt2", add_prefix_space=add_prefix_space)
@@ -134,36 +119,23 @@ def pretrain_causal_lm(
             raise ValueError(f"config.vocab_size {config.vocab_size} < the trained tokenizer's {len(tokenizer)} tokens")
         model = AutoModelForCausalLM.from_config(config)
         rows = _encode(tokenizer, texts, config.n_positions if hasattr(config, "n_positions") else 128)
-        losses = train_loop(
-            model, _batches(rows, min(batch_size, len(rows)), tokenizer.pad_token_id, seed), steps, lr,
-            warmup=50, weight_decay=0.1, desc="causal-lm", progress=progress,
-        )
-        train_seconds = time.perf_counter() - start
-        eval_texts = split_texts(toyworld_root, "eval", LM_TEXT_FIELDS, eval_limit)
+        losses = run.train(model, _batches(rows, min(run.batch_size, len(rows)), tokenizer.pad_token_id, seed), progress)
+        eval_texts = split_texts(toyworld_root, "eval", LM_TEXT_FIELDS, run.eval_limit)
         train_texts = random.Random(seed).sample(texts, min(len(texts), len(eval_texts)))
         metrics = {
             "eval_perplexity": round(causal_lm_perplexity(model, tokenizer, eval_texts), 3),
             "train_perplexity": round(causal_lm_perplexity(model, tokenizer, train_texts), 3),
             "eval_caption_perplexity": round(
-                causal_lm_perplexity(model, tokenizer, split_texts(toyworld_root, "eval", ("caption",), eval_limit)), 3
+                causal_lm_perplexity(model, tokenizer, split_texts(toyworld_root, "eval", ("caption",), run.eval_limit)), 3
             ),
         }
         model.generation_config = GenerationConfig(
             bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
         )
-        out = Path(out_dir)
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-    metrics.update(
-        loss_summary(losses), steps=steps, batch_size=batch_size, train_texts=len(texts),
-        add_prefix_space=add_prefix_space, eval_texts=len(eval_texts),
-        vocab_size=len(tokenizer), parameters=sum(p.numel() for p in model.parameters()),
-        train_seconds=round(train_seconds, 1), seconds=round(time.perf_counter() - start, 1),
-        cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or DEFAULT_THREADS,
-    )
-    atomic_write_json(out / "pretrain_metrics.json", metrics, indent=1)
-    logger.info("causal lm: %s", metrics)
-    return metrics
+        model.save_pretrained(run.out)
+        tokenizer.save_pretrained(run.out)
+    return run.finish(model, losses, metrics, train_texts=len(texts), add_prefix_space=add_prefix_space,
+                      eval_texts=len(eval_texts), vocab_size=len(tokenizer))
 
 
 def _split_texts_if_present(root, split: str, limit: int | None) -> list[str]:

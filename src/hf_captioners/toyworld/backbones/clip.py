@@ -11,24 +11,16 @@ import json
 import logging
 import os
 import random
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hf_captioners.toyworld.backbones.common import (
-    DEFAULT_THREADS,
-    caption_without_name,
-    loss_summary,
-    num_threads,
-    train_loop,
-)
+from hf_captioners.toyworld.backbones.common import RECIPES, PretrainRun, caption_without_name
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "build_clip_image_processor",
     "encode_clip_images",
     "evaluate_clip",
     "pretrain_clip",
@@ -52,19 +44,6 @@ def tiny_clip_config(
         num_hidden_layers=layers, num_attention_heads=4,
     )
     return CLIPConfig(text_config=text, vision_config=vision, projection_dim=projection)
-
-
-def build_clip_image_processor(size: int = 64):
-    """open_clip's eval transform at `size`: bicubic resize of the short side, centre crop, CLIP mean/std.
-    The PIL backend is the one that matches open_clip exactly."""
-    from transformers import CLIPImageProcessorPil
-    from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-
-    return CLIPImageProcessorPil(
-        size={"shortest_edge": size}, crop_size={"height": size, "width": size}, do_resize=True,
-        do_center_crop=True, do_rescale=True, do_normalize=True, image_mean=list(OPENAI_CLIP_MEAN),
-        image_std=list(OPENAI_CLIP_STD), do_convert_rgb=True,
-    )
 
 
 TEXT_SOURCES = ("captions", "alt_texts")
@@ -255,25 +234,19 @@ def pretrain_clip(
     `config`: a `CLIPConfig`, or a dict of `tiny_clip_config` arguments. Returns the metrics (also written to
     `out_dir/pretrain_metrics.json`).
     """
-    from transformers import CLIPModel, CLIPProcessor, set_seed
+    from transformers import CLIPModel, CLIPProcessor
 
     from hf_captioners.convert.clip_tokenizer import build_clip_tokenizer
-    from hf_captioners.io_utils import atomic_write_json
+    from hf_captioners.convert.open_clip_to_hf import openai_clip_image_processor
 
-    start, cpu_start = time.perf_counter(), time.process_time()
-    steps = steps if steps is not None else (30 if fast else 400)
-    batch_size = batch_size or (64 if fast else 128)
-    limit = limit if limit is not None else (1000 if fast else None)
-    eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)
-    with num_threads(threads):
-        set_seed(seed)
+    with PretrainRun(RECIPES["clip"], out_dir, seed, fast, steps, batch_size, limit, eval_limit, threads, lr) as run:
         config = tiny_clip_config(**(config or {})) if config is None or isinstance(config, dict) else config
         image_size = config.vision_config.image_size
         tokenizer = build_clip_tokenizer(context_length=config.text_config.max_position_embeddings)
-        image_processor = build_clip_image_processor(image_size)
+        image_processor = openai_clip_image_processor(image_size)
         if not 0.0 <= synthetic_share <= 1.0:
             raise ValueError(f"synthetic_share must be in [0, 1], got {synthetic_share}")
-        pixels, captions, _, keys = _load_split(toyworld_root, train_split, limit, image_processor, progress, text_source)
+        pixels, captions, _, keys = _load_split(toyworld_root, train_split, run.limit, image_processor, progress, text_source)
         per_image = None
         if synthetic is not None:
             per_image = [synthetic.get(k) for k in keys]
@@ -282,22 +255,14 @@ def pretrain_clip(
                 logger.warning("clip: %d of %d images have no synthetic caption; they keep their own texts",
                                missing, len(keys))
         model = CLIPModel(config)
-        batches = _batches(pixels, captions, tokenizer, min(batch_size, len(pixels)), seed, per_image, synthetic_share)
-        losses = train_loop(model, batches, steps, lr, warmup=50, weight_decay=0.1, desc="clip", progress=progress)
-        train_seconds = time.perf_counter() - start
-        eval_pixels, eval_captions, scenes, _ = _load_split(toyworld_root, eval_split, eval_limit, image_processor, False)
+        losses = run.train(model, _batches(pixels, captions, tokenizer, min(run.batch_size, len(pixels)), seed, per_image,
+                                           synthetic_share), progress)
+        eval_pixels, eval_captions, scenes, _ = _load_split(toyworld_root, eval_split, run.eval_limit, image_processor, False)
         metrics = evaluate_clip(model, tokenizer, eval_pixels, eval_captions, scenes)
-        out = Path(out_dir)
-        model.save_pretrained(out)
-        CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out)
-    metrics.update(
-        loss_summary(losses), steps=steps, batch_size=batch_size, train_split=train_split, eval_split=eval_split,
-        text_source=text_source, synthetic_share=synthetic_share if synthetic is not None else 0.0,
-        train_images=len(pixels),
-        eval_images=len(eval_pixels), parameters=sum(p.numel() for p in model.parameters()),
-        train_seconds=round(train_seconds, 1), seconds=round(time.perf_counter() - start, 1),
-        cpu_seconds=round(time.process_time() - cpu_start, 1), threads=threads or DEFAULT_THREADS,
+        model.save_pretrained(run.out)
+        CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(run.out)
+    return run.finish(
+        model, losses, metrics, train_split=train_split, eval_split=eval_split, text_source=text_source,
+        synthetic_share=synthetic_share if synthetic is not None else 0.0, train_images=len(pixels),
+        eval_images=len(eval_pixels),
     )
-    atomic_write_json(out / "pretrain_metrics.json", metrics, indent=1)
-    logger.info("clip: %s", metrics)
-    return metrics

@@ -1,4 +1,5 @@
-"""What the three pretraining recipes share: toy-world text, thread and seed control, one training loop."""
+"""What the three pretraining recipes share: their sizes as data (`RECIPES`), the run skeleton (`PretrainRun`:
+thread and seed control, timing, the common metrics, the metrics file), toy-world text and one training loop."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,9 +18,81 @@ from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_THREADS", "caption_without_name", "loss_summary", "num_threads", "split_texts", "train_loop"]
+__all__ = ["DEFAULT_THREADS", "RECIPES", "PretrainRun", "Recipe", "caption_without_name", "loss_summary",
+           "num_threads", "split_texts", "train_loop"]
 
 DEFAULT_THREADS = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A backbone's pretraining sizes: the full run and its `fast` smoke version, and its optimizer settings."""
+
+    name: str
+    steps: int
+    fast_steps: int
+    batch_size: int
+    fast_batch_size: int
+    lr: float = 2e-3
+    weight_decay: float = 0.1
+    warmup: int = 50
+
+
+RECIPES = {
+    "clip": Recipe("clip", steps=400, fast_steps=30, batch_size=128, fast_batch_size=64, weight_decay=0.1),
+    "lm": Recipe("causal-lm", steps=500, fast_steps=40, batch_size=64, fast_batch_size=32, weight_decay=0.1),
+    "bart": Recipe("bart", steps=600, fast_steps=40, batch_size=64, fast_batch_size=32, weight_decay=0.01),
+}
+
+
+class PretrainRun:
+    """One recipe's run, used as `with PretrainRun(...) as run:` around the recipe's own body.
+
+    It resolves the sizes (explicit values, else the recipe's full or fast ones; `fast` also caps the texts
+    read), holds the thread count and the seed for the body, times the run, trains through `train_loop`, and
+    `finish` adds the metrics every recipe reports and writes `out_dir/pretrain_metrics.json`."""
+
+    def __init__(self, recipe: Recipe, out_dir, seed: int = 0, fast: bool = False, steps: int | None = None,
+                 batch_size: int | None = None, limit: int | None = None, eval_limit: int | None = None,
+                 threads: int | None = None, lr: float | None = None):
+        self.recipe, self.out, self.seed, self.threads = recipe, Path(out_dir), seed, threads
+        self.steps = steps if steps is not None else (recipe.fast_steps if fast else recipe.steps)
+        self.batch_size = batch_size or (recipe.fast_batch_size if fast else recipe.batch_size)
+        self.limit = limit if limit is not None else (1000 if fast else None)
+        self.eval_limit = eval_limit if eval_limit is not None else (200 if fast else None)
+        self.lr = lr if lr is not None else recipe.lr
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
+        self.train_seconds = 0.0
+        self._threads = num_threads(threads)
+
+    def __enter__(self) -> PretrainRun:
+        from transformers import set_seed
+
+        self._threads.__enter__()
+        set_seed(self.seed)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._threads.__exit__(*exc)
+
+    def train(self, model: torch.nn.Module, batches: Iterator[dict], progress: bool = True) -> list[float]:
+        losses = train_loop(model, batches, self.steps, self.lr, warmup=self.recipe.warmup,
+                            weight_decay=self.recipe.weight_decay, desc=self.recipe.name, progress=progress)
+        self.train_seconds = time.perf_counter() - self.start
+        return losses
+
+    def finish(self, model: torch.nn.Module, losses: list[float], metrics: dict, **fields) -> dict:
+        from hf_captioners.io_utils import atomic_write_json
+
+        metrics.update(
+            loss_summary(losses), steps=self.steps, batch_size=self.batch_size, **fields,
+            parameters=sum(p.numel() for p in model.parameters()), train_seconds=round(self.train_seconds, 1),
+            seconds=round(time.perf_counter() - self.start, 1),
+            cpu_seconds=round(time.process_time() - self.cpu_start, 1), threads=self.threads or DEFAULT_THREADS,
+        )
+        atomic_write_json(self.out / "pretrain_metrics.json", metrics, indent=1)
+        logger.info("%s: %s", self.recipe.name, {k: v for k, v in metrics.items() if k != "example"})
+        return metrics
 
 
 @contextlib.contextmanager
@@ -82,18 +157,18 @@ def train_loop(
 ) -> list[float]:
     """AdamW with linear warm-up and cosine decay, gradient clipping at 1; returns the loss of every step.
 
-    No weight decay on biases, norms and embeddings' 1-d parameters, as in the papers' recipes.
+    The toy recipes' fixed number of steps over in-memory batches, on one process: the example scripts'
+    Accelerator loop (`training/loop.py`) is for datasets, resumable checkpoints and many processes. Both
+    take their weight-decay groups from `weight_decay_groups`.
     """
     from transformers import get_cosine_schedule_with_warmup
 
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    from hf_captioners.training.loop import weight_decay_groups
+
+    groups = weight_decay_groups(model, weight_decay)
     # the fused kernel updates all parameters in one pass: 10-15% of a toy CLIP step on a CPU core
-    fused = all(p.device.type in ("cpu", "cuda") for p in decay + no_decay)
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.98), eps=1e-6, fused=fused or None,
-    )
+    fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6, fused=fused or None)
     schedule = get_cosine_schedule_with_warmup(optimizer, min(warmup, max(steps // 5, 1)), steps)
     model.train()
     losses: list[float] = []
