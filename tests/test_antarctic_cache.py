@@ -164,3 +164,40 @@ def test_bad_inputs_for_corpus_add_and_release_files(tmp_path):
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
     with pytest.raises(CacheError, match="junk.npy: not a readable"):
         AntarcticCache.from_original(tmp_path / "c.txt", tmp_path / "junk.npy")
+
+
+def test_compressed_index_saved_beside_the_cache_and_reloaded(tmp_path):
+    pytest.importorskip("faiss")
+    generator = torch.Generator().manual_seed(3)
+    centres = torch.nn.functional.normalize(torch.randn(20, 32, generator=generator), dim=1)
+    vectors = centres.repeat_interleave(50, 0) + 0.05 * torch.randn(1000, 32, generator=generator)
+    cache = AntarcticCache([f"entry {i}" for i in range(1000)], vectors)
+    queries = centres[:5] + 0.05 * torch.randn(5, 32, generator=generator)
+    exact = cache.search(queries, 10)[1]
+    cache.build_index("ivf-sq8", nlist=20, nprobe=20)
+    assert torch.equal(cache.search(queries, 10)[1], exact)  # raw vectors present: exact by default
+    approx = cache.search(queries, 10, use_index=True)[1]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx.tolist(), exact.tolist())])
+    assert recall >= 0.9
+
+    cache.save_pretrained(tmp_path / "with_vectors")
+    loaded = AntarcticCache.from_pretrained(tmp_path / "with_vectors")
+    assert loaded.index is not None and loaded._index_kind == "ivf-sq8" and loaded.index.nprobe == 20
+    assert torch.equal(loaded.search(queries, 10, use_index=True)[1], approx)
+    assert AntarcticCache.from_pretrained(tmp_path / "with_vectors", load_index=False).index is None
+
+    cache.build_index("ivf-sq8", nlist=20, nprobe=20, keep_embeddings=False)  # the index alone holds the cache
+    assert cache.embeddings is None and cache.dim == 32
+    assert torch.equal(cache.search(queries, 10)[1], approx)
+    with pytest.raises(CacheError, match="index only"):
+        cache.search(queries, 10, use_index=False)
+    cache.save_pretrained(tmp_path / "index_only")
+    only = AntarcticCache.from_pretrained(tmp_path / "index_only")
+    assert only.embeddings is None and len(only) == 1000
+    assert torch.equal(only.search(queries, 10)[1], approx)
+    copy = only.copy().add(["new"], embeddings=queries[:1])
+    assert len(copy) == 1001 and len(only) == 1000 and only.index.ntotal == 1000
+    assert copy.search(queries[:1], 1)[1].item() == 1000
+    (tmp_path / "index_only" / "cache.faiss").unlink()
+    with pytest.raises(CacheError, match="without its cache.faiss"):
+        AntarcticCache.from_pretrained(tmp_path / "index_only")

@@ -242,3 +242,29 @@ def test_from_backbones_reuses_the_given_clip_and_bart(tiny):
     assert not any(p.is_meta for p in assembled.parameters())
     out = model_pipeline(assembled.eval(), processor).caption_pixels(pixels(processor, images[:2]), generate_kwargs={"max_new_tokens": 4})
     assert len(out) == 2
+
+
+def test_cache_index_command_saves_an_index_the_model_loads_and_the_pipeline_selects(tiny, tmp_path, capsys):
+    pytest.importorskip("faiss")
+    from transformers import AutoModel
+
+    from hf_captioners.commands import main
+
+    model, processor, images = tiny
+    model.save_pretrained(tmp_path / "m")
+    processor.save_pretrained(tmp_path / "m")
+    assert main(["cache-index", str(tmp_path / "m"), "--kind", "flat"]) == 0
+    assert capsys.readouterr().out.startswith(f"cache-index: flat over {len(model.cache):,} entries")
+    loaded = AutoModel.from_pretrained(tmp_path / "m")
+    assert loaded.cache.index is not None and loaded.cache.embeddings is not None
+    pipe = model_pipeline(loaded, processor)
+    px = pixels(processor, images[:2])
+    kwargs = {"generate_kwargs": {"max_new_tokens": 5}, "return_candidates": True}
+    exact = pipe.caption_pixels(px, use_index=False, **kwargs)
+    # a flat index is exact search too: the same tables and captions through faiss (scores to float rounding)
+    through_index = pipe.caption_pixels(px, use_index=True, **kwargs)
+    for a, b in zip(through_index, exact):
+        assert np.allclose(a.pop("entry_scores"), b.pop("entry_scores"), atol=1e-5) and a == b
+    assert [o[0]["table"] for o in pipe(images[:2], use_index=True, max_new_tokens=5, return_candidates=True)] == [
+        r["table"] for r in exact]
+    assert main(["cache-index", str(tmp_path / "nowhere")]) == 2

@@ -20,7 +20,8 @@ __all__ = ["AntarcticCaptionPipeline"]
 class AntarcticCaptionPipeline(Pipeline):
     """Call with images (one or a list) and optionally `top_k=` (table entries), `num_candidates=`,
     `generate_kwargs=` (e.g. `{"do_sample": True, "top_p": 0.9}`), `max_new_tokens=`, `return_candidates=`,
-    `cache=` (an `AntarcticCache` to use from now on), `batch_size=`; any other keyword is a `generate`
+    `cache=` (an `AntarcticCache` to use from now on), `use_index=` (its faiss index or exact search),
+    `batch_size=`; any other keyword is a `generate`
     argument, as in transformers' own generation pipelines. `alt_text=` is accepted and ignored:
     antarctic-captions reads pixels only, and evaluation scripts pass alt-texts to every captioner."""
 
@@ -37,7 +38,7 @@ class AntarcticCaptionPipeline(Pipeline):
         self.retriever = AntarcticRetriever.from_model(self.model, self.processor, cache=self._initial_cache)
 
     def _sanitize_parameters(self, top_k=None, num_candidates=None, generate_kwargs=None, max_new_tokens=None,
-                             return_candidates=None, alt_text=None, cache=None, **kwargs):
+                             return_candidates=None, alt_text=None, cache=None, use_index=None, **kwargs):
         if cache is not None:
             if self.retriever is None:
                 self._initial_cache = cache
@@ -48,6 +49,8 @@ class AntarcticCaptionPipeline(Pipeline):
             forward["top_k"] = top_k
         if num_candidates is not None:
             forward["num_candidates"] = num_candidates
+        if use_index is not None:
+            forward["use_index"] = use_index
         generate = {**dict(generate_kwargs or {}), **kwargs}
         if max_new_tokens is not None:
             generate["max_new_tokens"] = max_new_tokens
@@ -76,9 +79,10 @@ class AntarcticCaptionPipeline(Pipeline):
     def preprocess(self, images):
         return dict(self.processor.preprocess_images(images))
 
-    def _forward(self, model_inputs, top_k=None, num_candidates=None, generate_kwargs=None):
+    def _forward(self, model_inputs, top_k=None, num_candidates=None, generate_kwargs=None, use_index=None):
         return {"results": self.caption_pixels(model_inputs["pixel_values"], top_k=top_k, num_candidates=num_candidates,
-                                               generate_kwargs=generate_kwargs, return_candidates=True)}
+                                               generate_kwargs=generate_kwargs, return_candidates=True,
+                                               use_index=use_index)}
 
     def postprocess(self, model_outputs, return_candidates: bool = False):
         out = []
@@ -92,19 +96,21 @@ class AntarcticCaptionPipeline(Pipeline):
     @torch.no_grad()
     def caption_pixels(self, pixel_values: torch.Tensor, top_k: int | None = None, num_candidates: int | None = None,
                        generate_kwargs: dict | None = None, return_candidates: bool = False, cache=None,
-                       max_sequences_per_generate: int = 4096, rerank_batch_size: int = 1024):
+                       use_index: bool | None = None, max_sequences_per_generate: int = 4096,
+                       rerank_batch_size: int = 1024):
         """Images -> captions: retrieve the top-k table, let BART write candidates, keep CLIP's favourite.
 
         `num_candidates` sets `num_return_sequences` (beam search widens to match; pass
         `generate_kwargs={"do_sample": True, "top_p": 0.9, "temperature": 0.7}` to sample up to 1000).
         Images are generated in groups of at most `max_sequences_per_generate` candidate sequences. `cache`:
-        another cache for this call only. Returns a list of captions, or with `return_candidates` a list of
+        another cache for this call only. `use_index`: search the cache's faiss index (True) or its raw vectors
+        (False); by default exact, unless the cache keeps its vectors in the index only. Returns a list of captions, or with `return_candidates` a list of
         dicts with the caption, the table and its entries and scores, the candidates and their CLIP scores.
         """
         model = self.model
         retriever = self.retriever if cache is None else self.retriever.with_cache(cache)
         image_embeds = model.get_image_features(pixel_values)
-        entries, tables, entry_scores = retriever.retrieve(image_embeds, top_k=top_k)
+        entries, tables, entry_scores = retriever.retrieve(image_embeds, top_k=top_k, use_index=use_index)
         gen = dict(generate_kwargs or {})
         if num_candidates is not None:
             gen["num_return_sequences"] = num_candidates

@@ -19,10 +19,12 @@ from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AntarcticCache", "AntarcticRetriever", "CacheError", "build_ngram_entries"]
+__all__ = ["INDEX_KINDS", "AntarcticCache", "AntarcticRetriever", "CacheError", "build_ngram_entries", "new_index"]
 
 ENTRIES_NAME = "entries.txt"
 EMBEDDINGS_NAME = "cache.safetensors"
+INDEX_NAME = "cache.faiss"
+INDEX_KINDS = ("flat", "ivf", "hnsw", "ivf-sq8", "ivf-pq")  # the last two store compressed codes only
 TextEncoder = Callable[[list[str]], torch.Tensor]
 
 
@@ -125,11 +127,37 @@ def _atomic_save(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+def new_index(kind: str, dim: int, size: int, nlist: int | None = None, nprobe: int = 16, hnsw_m: int = 32,
+              ef_search: int = 128, ef_construction: int = 80, pq_m: int = 64):
+    """An empty faiss inner-product index of `kind` for `size` vectors (IVF kinds still need training)."""
+    try:
+        import faiss
+    except ImportError as error:
+        raise ImportError("faiss indexes need faiss: pip install faiss-cpu (the 'faiss' extra)") from error
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"unknown index kind {kind!r}; choose from {', '.join(INDEX_KINDS)}")
+    if kind == "flat":
+        return faiss.IndexFlatIP(dim)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction, index.hnsw.efSearch = ef_construction, ef_search
+        return index
+    nlist = nlist or max(1, int(4 * np.sqrt(size)))
+    codes = {"ivf": "Flat", "ivf-sq8": "SQ8", "ivf-pq": f"PQ{pq_m}"}[kind]
+    index = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
+    index.nprobe = nprobe
+    return index
+
+
 class AntarcticCache:
     """Cache entries (strings) with unit-norm embeddings [N, D]; top-k by cosine, exact or through faiss.
 
-    `text_encoder` (list of strings -> [n, D] tensor) embeds new entries; the model makes one with
-    `model.text_encoder(clip_tokenizer)`.
+    `text_encoder` (list of strings -> [n, D] tensor) embeds new entries; `AntarcticRetriever` gives the caches it
+    serves one (its CLIP text tower).
+
+    A web-scale cache need not hold its float32 vectors (10M x 512 would be 20 GB): `embeddings=None` with a
+    faiss `index` of compressed codes (`build_index("ivf-sq8")`, or `from_index`) searches through the index only.
+    With raw vectors, search is exact unless `use_index=True` asks for the index.
     """
 
     def __init__(
@@ -139,12 +167,27 @@ class AntarcticCache:
         text_encoder: TextEncoder | None = None,
         source: str = "cache",
         allow_punctuation_only: bool = False,
+        index=None,
+        index_kind: str | None = None,
     ):
         self.entries = _check_entries(entries, source, allow_punctuation_only)
-        self.embeddings = _check_embeddings(embeddings, len(self.entries), source)
+        self.index, self._index_kind = index, index_kind
+        if embeddings is None:
+            if index is None:
+                raise CacheError(f"{source}: a cache needs its embeddings or a faiss index of them")
+            if index.ntotal != len(self.entries):
+                raise CacheError(f"{source}: {len(self.entries)} entries but the index holds {index.ntotal} vectors")
+            self.embeddings = None
+        else:
+            self.embeddings = _check_embeddings(embeddings, len(self.entries), source)
         self.text_encoder = text_encoder
-        self.index = None
-        self._index_kind = None
+
+    @classmethod
+    def from_index(cls, entries: Sequence[str], index, kind: str = "index", text_encoder: TextEncoder | None = None,
+                   source: str = "index") -> AntarcticCache:
+        """A cache whose vectors live in a faiss index only (compressed codes), e.g. one built in chunks."""
+        return cls(entries, None, text_encoder, source=source, allow_punctuation_only=True, index=index,
+                   index_kind=kind)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -154,7 +197,7 @@ class AntarcticCache:
 
     @property
     def dim(self) -> int:
-        return self.embeddings.shape[1]
+        return self.embeddings.shape[1] if self.embeddings is not None else self.index.d
 
     @staticmethod
     def embed(texts: Sequence[str], text_encoder: TextEncoder, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
@@ -208,18 +251,26 @@ class AntarcticCache:
         if embeddings.shape[1] != self.dim:
             raise CacheError(f"cache.add: embeddings have dim {embeddings.shape[1]}, the cache has {self.dim}")
         self.entries.extend(entries)
-        self.embeddings = torch.cat([self.embeddings, embeddings.to(self.embeddings.device)])
+        if self.embeddings is not None:
+            self.embeddings = torch.cat([self.embeddings, embeddings.to(self.embeddings.device)])
         if self.index is not None:
             self.index.add(embeddings.cpu().numpy())
         return self
 
     def copy(self) -> AntarcticCache:
-        """An independent cache (same entries and embeddings, no index) to extend without touching this one."""
+        """An independent cache (same entries and vectors; an index-only cache gets a copy of its index) to
+        extend without touching this one."""
+        if self.embeddings is None:
+            import faiss
+
+            return AntarcticCache.from_index(list(self.entries), faiss.clone_index(self.index), self._index_kind,
+                                             self.text_encoder)
         return AntarcticCache(list(self.entries), self.embeddings.clone(), self.text_encoder,
                               allow_punctuation_only=True)
 
     def to(self, device) -> AntarcticCache:
-        self.embeddings = self.embeddings.to(device)
+        if self.embeddings is not None:
+            self.embeddings = self.embeddings.to(device)
         return self
 
     # ---- search -----------------------------------------------------------------------------------------
@@ -227,6 +278,9 @@ class AntarcticCache:
         self, query_embeds: torch.Tensor, k: int, max_block_elements: int = 1 << 25, use_index: bool | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k entries per query by cosine, descending: (scores [B, k], indices [B, k]).
+
+        `use_index`: True searches the faiss index, False the raw vectors; None (default) is exact search
+        unless the cache has no raw vectors.
 
         Exact search walks the entries in blocks and merges a running top-k, so memory stays at
         B x block (at most `max_block_elements` floats) however large the cache is.
@@ -237,7 +291,9 @@ class AntarcticCache:
             raise CacheError(f"search: k={k} must be between 1 and the cache size {len(self)}")
         queries = query_embeds.detach().float()
         queries = queries / queries.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        if use_index or (use_index is None and self.index is not None):
+        if use_index or self.embeddings is None:
+            if use_index is False:
+                raise CacheError("search: use_index=False, but this cache keeps its vectors in its index only")
             return self._search_index(queries, k)
         if self.embeddings.device != queries.device:
             self.embeddings = self.embeddings.to(queries.device)
@@ -257,30 +313,21 @@ class AntarcticCache:
         return best_scores.gather(1, order), best_ids.gather(1, order)
 
     def build_index(self, kind: str = "hnsw", nlist: int | None = None, nprobe: int = 16, hnsw_m: int = 32,
-                    ef_search: int = 128, ef_construction: int = 80) -> AntarcticCache:
-        """Approximate inner-product index (faiss): 'flat' (exact), 'ivf' or 'hnsw'. Needs `faiss-cpu`."""
-        try:
-            import faiss
-        except ImportError as error:
-            raise ImportError("build_index needs faiss: pip install faiss-cpu") from error
+                    ef_search: int = 128, ef_construction: int = 80, pq_m: int = 64,
+                    keep_embeddings: bool = True) -> AntarcticCache:
+        """Approximate inner-product index (faiss, `pip install faiss-cpu`) over the raw vectors: 'flat' (exact),
+        'ivf', 'hnsw', or the compressed 'ivf-sq8' (one byte a dimension) and 'ivf-pq' (`pq_m` bytes a vector).
+        `keep_embeddings=False` then drops the raw vectors, so the index alone holds the cache."""
         data = self.embeddings.cpu().numpy()
-        if kind == "flat":
-            index = faiss.IndexFlatIP(self.dim)
-        elif kind == "ivf":
-            nlist = nlist or max(1, int(4 * np.sqrt(len(self))))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index = new_index(kind, self.dim, len(self), nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search,
+                          ef_construction=ef_construction, pq_m=pq_m)
+        if not index.is_trained:
             rng = np.random.default_rng(0)
-            sample = data[rng.choice(len(data), size=min(len(data), 64 * nlist), replace=False)]
-            index.train(sample)
-            index.nprobe = nprobe
-        elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(self.dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = ef_construction
-            index.hnsw.efSearch = ef_search
-        else:
-            raise ValueError(f"build_index: unknown kind {kind!r}; choose 'flat', 'ivf' or 'hnsw'")
+            index.train(data[rng.choice(len(data), size=min(len(data), 64 * index.nlist), replace=False)])
         index.add(data)
         self.index, self._index_kind = index, kind
+        if not keep_embeddings:
+            self.embeddings = None
         return self
 
     def _search_index(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -295,24 +342,50 @@ class AntarcticCache:
 
     # ---- files -----------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
+        """`entries.txt`, `cache.safetensors` (the raw vectors, if the cache has them) and `cache.faiss` (the
+        index, if one was built, its kind in the file's name table), each written to a temporary file and renamed."""
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         text = "".join(entry + "\n" for entry in self.entries)
         _atomic_save(folder / ENTRIES_NAME, lambda p: Path(p).write_text(text, encoding="utf-8"))
-        tensors = {"embeddings": self.embeddings.detach().cpu().contiguous()}
-        meta = {"num_entries": str(len(self)), "dim": str(self.dim)}
+        meta = {"num_entries": str(len(self)), "dim": str(self.dim), "index_kind": self._index_kind or ""}
+        if self.embeddings is not None:
+            tensors = {"embeddings": self.embeddings.detach().cpu().contiguous()}
+        else:
+            tensors = {"index_only": torch.zeros(0)}  # the metadata still says what the folder holds
         _atomic_save(folder / EMBEDDINGS_NAME, lambda p: save_file(tensors, p, metadata=meta))
+        if self.index is not None:
+            import faiss
+
+            _atomic_save(folder / INDEX_NAME, lambda p: faiss.write_index(self.index, p))
+        elif (folder / INDEX_NAME).exists():
+            (folder / INDEX_NAME).unlink()  # a stale index of other entries must not be loaded with these
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, text_encoder: TextEncoder | None = None, **hub_kwargs) -> AntarcticCache:
-        """Load `entries.txt` + `cache.safetensors` from a local folder or a Hub repo."""
+    def from_pretrained(cls, path: str | os.PathLike, text_encoder: TextEncoder | None = None, load_index: bool = True,
+                        mmap_index: bool = False, **hub_kwargs) -> AntarcticCache:
+        """Load `entries.txt` + `cache.safetensors` (+ `cache.faiss` when saved and `load_index`) from a local
+        folder or a Hub repo; `mmap_index` maps a large index from disk instead of reading it into memory."""
+        from safetensors import safe_open
         from transformers.utils import cached_file
 
         entries_file = cached_file(str(path), ENTRIES_NAME, **hub_kwargs)
         embeddings_file = cached_file(str(path), EMBEDDINGS_NAME, **hub_kwargs)
         entries = _read_lines(entries_file)
-        embeddings = load_file(embeddings_file)["embeddings"]
-        return cls(entries, embeddings, text_encoder, source=str(path), allow_punctuation_only=True)
+        with safe_open(embeddings_file, framework="pt") as handle:
+            kind = (handle.metadata() or {}).get("index_kind") or None
+        embeddings = load_file(embeddings_file).get("embeddings")
+        index = None
+        if load_index or embeddings is None:
+            index_file = cached_file(str(path), INDEX_NAME, _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+            if index_file is not None:
+                import faiss
+
+                index = faiss.read_index(index_file, faiss.IO_FLAG_MMAP if mmap_index else 0)
+            elif embeddings is None:
+                raise CacheError(f"{path}: an index-only cache without its {INDEX_NAME}")
+        return cls(entries, embeddings, text_encoder, source=str(path), allow_punctuation_only=True, index=index,
+                   index_kind=kind if index is not None else None)
 
     @classmethod
     def from_original(cls, txt_path: str | os.PathLike, npy_path: str | os.PathLike,
@@ -390,11 +463,12 @@ class AntarcticRetriever:
         return torch.cat(chunks)
 
     @torch.no_grad()
-    def retrieve(self, image_embeds: torch.Tensor, top_k: int | None = None):
-        """Top-k entries per image by cosine, descending: (entries [B][k], linearized tables [B], scores [B, k])."""
+    def retrieve(self, image_embeds: torch.Tensor, top_k: int | None = None, use_index: bool | None = None):
+        """Top-k entries per image by cosine, descending: (entries [B][k], linearized tables [B], scores [B, k]).
+        `use_index`: the cache's faiss index (True), its raw vectors (False), or its default (None)."""
         if self.cache is None:
             raise CacheError("retrieve: no n-gram cache; load one with set_cache(AntarcticCache...)")
-        scores, indices = self.cache.search(image_embeds, top_k or self.top_k)
+        scores, indices = self.cache.search(image_embeds, top_k or self.top_k, use_index=use_index)
         entries = self.cache.lookup(indices)
         return entries, [self.processor.linearize(row) for row in entries], scores
 

@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "evaluate": ("hf_captioners.commands.evaluate", "caption an eval set and report CIDEr-D (no Java), BLEU, ROUGE-L, CLIPScore"),
     "convert": ("hf_captioners.commands.convert", "convert original checkpoints (open_clip, ClipCap, Altogether, antarctic) to Transformers folders"),
     "serve": ("hf_captioners.commands.serve", "a local Gradio page: the captioners side by side, batch tab, API"),
+    "cache-index": ("hf_captioners.commands.cache_index", "build a faiss index beside an antarctic folder's n-gram cache"),
     "push": ("hf_captioners.commands.push", "push a saved captioner with its remote code and a rendered model card to the Hub (or --dry-run)"),
 }
 

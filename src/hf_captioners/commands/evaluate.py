@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip", help="CLIP folder (CLIPModel + processor) for CLIPScore / RefCLIPScore")
     parser.add_argument("--device", default=None, help="torch device for the captioner and CLIP (default: cpu)")
     parser.add_argument("--dtype", default=None, choices=DTYPES, help="captioner dtype")
+    parser.add_argument("--cache-search", choices=("exact", "index"), default=None,
+                        help="antarctic: search the n-gram cache exactly or through its saved faiss index")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -54,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         kwargs = {"device": args.device} if args.device else {}
         if args.dtype:
             kwargs["dtype"] = args.dtype
+        if args.cache_search:
+            kwargs["use_index"] = args.cache_search == "index"
         pipe = pipeline("image-to-text", model=args.model, trust_remote_code=True, **kwargs)
     elif args.predictions:
         predictions = load_predictions(args.predictions)

@@ -63,10 +63,10 @@ class AntarcticShardCaptioner:
     output_key = "antarctic"
 
     def __init__(self, model, processor, generate_kwargs: dict | None = None, top_k: int | None = None,
-                 num_candidates: int | None = None):
+                 num_candidates: int | None = None, use_index: bool | None = None):
         self.model, self.processor = model, processor
         self.generate_kwargs = dict(generate_kwargs or {})
-        self.top_k, self.num_candidates = top_k, num_candidates
+        self.top_k, self.num_candidates, self.use_index = top_k, num_candidates, use_index
         self.preprocess = _AntarcticPreprocess(processor)
         self.pipeline = model_pipeline(model, processor)
 
@@ -76,12 +76,12 @@ class AntarcticShardCaptioner:
     def generate(self, batch: dict[str, torch.Tensor]) -> list[str]:
         pixel_values = batch["pixel_values"].to(self.model.device, self.model.dtype)
         return self.pipeline.caption_pixels(pixel_values, top_k=self.top_k, num_candidates=self.num_candidates,
-                                            generate_kwargs=self.generate_kwargs)
+                                            generate_kwargs=self.generate_kwargs, use_index=self.use_index)
 
 
 def load_captioner(model, processor=None, device: str | torch.device | None = None, dtype=None,
                    device_map: str | dict | None = None, generate_kwargs: dict | None = None,
-                   top_k: int | None = None, num_candidates: int | None = None):
+                   top_k: int | None = None, num_candidates: int | None = None, use_index: bool | None = None):
     """A saved folder / Hub id (loaded with trust_remote_code) or an in-memory model -> shard captioner."""
     from transformers import AutoModel, AutoProcessor
 
@@ -98,7 +98,8 @@ def load_captioner(model, processor=None, device: str | torch.device | None = No
         model = model.to(device)
     model.eval()
     adapter = spec_for(model.config.model_type).adapter_class()
-    options = {k: v for k, v in {"top_k": top_k, "num_candidates": num_candidates}.items() if v is not None}
+    options = {k: v for k, v in {"top_k": top_k, "num_candidates": num_candidates, "use_index": use_index}.items()
+               if v is not None}
     unknown = set(options) - set(inspect.signature(adapter).parameters)
     if unknown:
         raise ValueError(f"{model.config.model_type} captioners take no {', '.join(sorted(unknown))}")
