@@ -1,5 +1,8 @@
 """Batched antarctic captioning (retrieve -> BART beam search -> CLIP re-rank for 32 images at once) vs the
-original's loop over one image at a time, on the same weights and cache.
+original's loop, dzryk/antarctic-captions `utils.py` `generate` (lines 68-100, restated in `gpu_suite.py`:
+tables for the batch, then one image at a time through `generate` and `clip_rescoring`), same weights and cache;
+then sample-N with 1,000 candidates per image, whose peak memory must not grow with the number of images
+(4 vs 16 images: one full generate call vs four).
 
 The model is random but shaped like a scaled-down release (CLIP ViT + BART, beam 3 / return 3, k=10 table,
 32-token captions), so the timing is the real code path; captions are nonsense. Generation runs to the full
@@ -11,9 +14,14 @@ The model is random but shaped like a scaled-down release (CLIP ViT + BART, beam
 from __future__ import annotations
 
 import argparse
+import resource
+import subprocess
+import sys
 import time
 
 import torch
+from _report import record
+from gpu_suite import original_antarctic
 
 from hf_captioners.antarctic import AntarcticCache, AntarcticForConditionalGeneration
 from hf_captioners.registry import model_pipeline
@@ -26,6 +34,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--cache-entries", type=int, default=50_000)
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--sample-only", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.manual_seed(0)
 
@@ -45,17 +54,44 @@ def main() -> None:
           "beam 3 / return 3, 30 new tokens")
 
     pipe = model_pipeline(model, processor)
+    if args.sample_only:
+        return sample_only(pipe, pixel_values, args.sample_only)
     pipe.caption_pixels(pixel_values[:2], **gen)  # warm-up
     start = time.perf_counter()
     batched = pipe.caption_pixels(pixel_values, **gen)
     t_batched = time.perf_counter() - start
     start = time.perf_counter()
-    looped = [pipe.caption_pixels(pixel_values[i : i + 1], **gen)[0] for i in range(args.batch)]
+    looped = original_antarctic(model, processor, pixel_values, torch.device("cpu"), gen["generate_kwargs"])
     t_loop = time.perf_counter() - start
     agree = sum(a == b for a, b in zip(batched, looped))
-    print(f"one image at a time: {args.batch / t_loop:.2f} images/s ({t_loop:.1f} s)")
-    print(f"batched ({args.batch}):        {args.batch / t_batched:.2f} images/s ({t_batched:.1f} s)")
-    print(f"speed-up: {t_loop / t_batched:.1f}x  (same caption for {agree}/{args.batch} images)")
+    speedup = t_loop / t_batched
+    print(f"original loop (utils.py generate): {args.batch / t_loop:.2f} images/s ({t_loop:.1f} s)")
+    print(f"batched ({args.batch}):                    {args.batch / t_batched:.2f} images/s ({t_batched:.1f} s)")
+    print(f"speed-up: {speedup:.1f}x  (same caption for {agree}/{args.batch} images)")
+    record(f"antarctic batched vs the original loop (batch {args.batch})", speedup, ">= 10x", speedup >= 10, "x")
+    record("antarctic identical captions", agree / args.batch, "= 1", agree == args.batch)
+
+    peaks = {}
+    # each in a fresh process (its peak resident memory is its own); at 1,000 candidates a generate call holds 4
+    # images (max_sequences_per_generate=4096), so 4 images are one full call and 16 are four
+    for images in (4, 16):
+        out = subprocess.run([sys.executable, __file__, "--sample-only", str(images), "--hidden", str(args.hidden),
+                              "--cache-entries", str(args.cache_entries), "--image-size", str(args.image_size)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        peaks[images] = float(out[-1])
+        print(f"sample-N, 1,000 candidates per image, {images} images: peak RSS {peaks[images]:.0f} MiB "
+              f"({float(out[-2]):.1f} s)")
+    growth = peaks[16] / peaks[4]
+    record("sample-N 1,000: peak memory, 16 images / 4 images", growth, "<= 1.2 (flat)", growth <= 1.2, "x")
+
+
+def sample_only(pipe, pixel_values, images: int) -> None:
+    """1,000 sampled candidates for each of `images` images; prints seconds and peak RSS (MiB)."""
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    pipe.caption_pixels(pixel_values[:images], num_candidates=1000, generate_kwargs={
+        "do_sample": True, "top_p": 0.9, "temperature": 0.7, "max_new_tokens": 16})
+    print(f"{time.perf_counter() - start:.2f} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
 
 
 if __name__ == "__main__":

@@ -222,20 +222,21 @@ def antarctic_model(tiny: bool, shapes: Shapes, device):
 
 
 @torch.no_grad()
-def original_antarctic(model, processor, pixel_values, device) -> list[str]:
-    """utils.py `generate`: the batch's tables at once, then one image at a time through BART and CLIP."""
+def original_antarctic(model, processor, pixel_values, device, generate_kwargs: dict | None = None) -> list[str]:
+    """utils.py `generate`: the batch's tables at once, then one image at a time through BART and CLIP
+    (beam 3 / return 3, sampler.py's defaults; `generate_kwargs` add to them, as its flags do)."""
     image = model.get_image_features(pixel_values)
     _, indices = model.cache.search(image, model.config.table_top_k)
     tables = [processor.linearize(row) for row in model.cache.lookup(indices)]
     captions = []
     for i, table in enumerate(tables):
         inputs = processor.tokenizer(table, return_tensors="pt").to(device)
-        out = model.generate(**inputs, num_beams=3, num_return_sequences=3)
+        out = model.generate(**inputs, **{"num_beams": 3, "num_return_sequences": 3, **(generate_kwargs or {})})
         candidates = processor.tokenizer.batch_decode(out, skip_special_tokens=True)
         tokens = processor.clip_tokenize(candidates).to(device)
         text = model.clip.get_text_features(**tokens).pooler_output
         scores = torch.nn.functional.normalize(text.float(), dim=-1) @ image[i]
-        captions.append(candidates[int(scores.argmax())])
+        captions.append(candidates[int(scores.argmax())].strip())  # sampler.py writes `line.strip()`
     return captions
 
 

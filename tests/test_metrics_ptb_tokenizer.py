@@ -351,3 +351,31 @@ def write_java_corpus(path: Path = CORPUS_FILE, seed: int = 2024, n_lists: int =
 if __name__ == "__main__" and sys.argv[1:] == ["--write-corpus"]:
     write_java_corpus()
     print(f"wrote {CORPUS_FILE} ({CORPUS_FILE.stat().st_size} bytes)")
+
+
+def test_plain_words_skip_the_scan_and_agree_with_it():
+    """The scan-free path for ASCII-letter chunks (with an optional comma) must give the scanner's tokens in the
+    middle of a caption and at its end, whatever line follows; split words and one-letter / abbreviation-like
+    endings go through the scanner."""
+    import random
+
+    from hf_captioners.metrics.cider.ptb_tokenizer import _NEXT_LINES, _finish, _plain_word, _scan
+
+    rng = random.Random(0)
+    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    words = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 9))) for _ in range(3000)]
+    words += ["cannot", "CanNot", "gonna", "Gotta", "lemme", "gimme", "wanna", "I", "a", "No", "nos", "Figs", "pp",
+              "op", "ca", "Art", "www", "http", "com", "mr", "Mrs", "etc", "dont", "wont", "cant", "isnt", "nt", "y"]
+    checked = 0
+    for word in words:
+        for chunk in (word, word + ","):
+            mid = _plain_word(chunk, last=False)
+            if mid is not None:
+                assert mid == _finish(_scan(chunk + " \n", 0, len(chunk))[0]), chunk
+                checked += 1
+            end = _plain_word(chunk, last=True)
+            if end is not None:
+                for nxt in ("\n\n", *_NEXT_LINES):
+                    assert end == _finish(_scan(chunk + nxt, 0, len(chunk))[0]), (chunk, nxt)
+    assert checked > 5000
+    assert _plain_word("cannot", False) is None and _plain_word("I", True) is None and _plain_word("dog.", False) is None

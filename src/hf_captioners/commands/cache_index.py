@@ -34,6 +34,10 @@ def run(args: argparse.Namespace) -> int:
         raise OperatorError(str(error)) from error
     if cache.embeddings is None:
         raise OperatorError(f"{folder}: the cache keeps its vectors in an index only; build indexes from raw vectors")
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        raise OperatorError("cache-index needs faiss: pip install 'hf-captioners[faiss]'") from None
     start = time.perf_counter()
     cache.build_index(args.kind, nlist=args.nlist, nprobe=args.nprobe, pq_m=args.pq_m,
                       keep_embeddings=not args.index_only)

@@ -436,6 +436,24 @@ def _finish_line(line: str) -> str:
     return " ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS)
 
 
+_PLAIN_CHUNK = re.compile(r"([A-Za-z]+),?")
+_SPLIT_WORDS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])  # the rules that split letters
+
+
+def _plain_word(chunk: str, last: bool) -> str | None:
+    """The tokens of the most common chunk, ASCII letters with at most a comma after them, without a scan: the
+    word lower-cased (the comma is punctuation), unless a rule splits it or, at a caption's end, the next line
+    could change it. `tests/test_metrics_ptb_tokenizer.py` checks this against the scanner."""
+    match = _PLAIN_CHUNK.fullmatch(chunk)
+    if match is None:
+        return None
+    word = match.group(1)
+    lower = word.lower()
+    if lower in _SPLIT_WORDS or (last and _LAST_TOKEN_MAY_DEPEND.fullmatch(word) is not None):
+        return None
+    return lower
+
+
 def _last_token_may_depend(raw: list[str]) -> bool:
     """Whether the raw tokens end like the ones a next line can change (whatever that next line was)."""
     last = raw[-2] if raw[-1:] == ["."] and len(raw) > 1 else raw[-1] if raw else ""
@@ -522,6 +540,9 @@ class PTBTokenizer:
         cache = self._last if last else self._mid
         out = cache.get(chunk)
         if out is None:
+            word = _plain_word(chunk, last)
+            if word is not None:
+                return self._store(cache, chunk, word)
             n = len(chunk)
             raw = _scan(chunk + ("\n\n" if last else " \n"), 0, n)[0]
             out = _finish(raw)
