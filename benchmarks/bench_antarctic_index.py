@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--nlist", type=int, default=8192)
     parser.add_argument("--codes", default="SQ8", help="faiss code type: SQ8 (1 byte a dimension), SQfp16, PQ64, ...")
+    parser.add_argument("--structure", choices=("ivf", "hnsw"), default="ivf",
+                        help="ivf: IVF{nlist},{codes}, tuned by nprobe; hnsw: HNSW32,{codes} graph, tuned by efSearch")
     parser.add_argument("--centres", type=int, default=50_000)
     parser.add_argument("--chunk", type=int, default=250_000)
     parser.add_argument("--queries", type=int, default=500, help="validation and test queries each")
@@ -77,8 +79,12 @@ def main() -> None:
     best_s = np.full((len(both), 0), -np.inf, np.float32)
     best_i = np.zeros((len(both), 0), np.int64)
 
-    index = faiss.index_factory(args.dim, f"IVF{args.nlist},{args.codes}", faiss.METRIC_INNER_PRODUCT)
-    index.cp.niter = 10  # k-means iterations of the coarse quantizer (faiss: 25), to train in minutes on 2 cores
+    name = f"IVF{args.nlist},{args.codes}" if args.structure == "ivf" else f"HNSW32,{args.codes}"
+    index = faiss.index_factory(args.dim, name, faiss.METRIC_INNER_PRODUCT)
+    if args.structure == "ivf":
+        index.cp.niter = 10  # k-means iterations of the coarse quantizer (faiss: 25), to train in minutes on 2 cores
+    else:
+        index.hnsw.efConstruction = 40
     started = time.perf_counter()
     exact_seconds = 0.0
     for start, x in chunks(args.entries, args.dim, centres, args.chunk, seed=3):
@@ -86,7 +92,7 @@ def main() -> None:
             sample = x[: min(len(x), 32 * args.nlist)]
             t0 = time.perf_counter()
             index.train(sample)
-            print(f"trained IVF{args.nlist},{args.codes} on {len(sample):,} vectors in {time.perf_counter() - t0:.0f}s", flush=True)
+            print(f"trained {name} on {len(sample):,} vectors in {time.perf_counter() - t0:.0f}s", flush=True)
         index.add(x)
         t0 = time.perf_counter()
         best_s, best_i = merge_top(best_s, best_i, both @ x.T, start, k)
@@ -95,23 +101,33 @@ def main() -> None:
             print(f"  {start + len(x):,} entries indexed ({time.perf_counter() - started:.0f}s)", flush=True)
     build_seconds = time.perf_counter() - started - exact_seconds
     truth_val, truth_test = best_i[: len(val)], best_i[len(val) :]
-    index_bytes = index.sa_code_size() * index.ntotal + 8 * index.ntotal  # codes + ids
+    codes = index if args.structure == "ivf" else faiss.downcast_index(index.storage)
+    index_bytes = codes.sa_code_size() * index.ntotal + (8 if args.structure == "ivf" else 256) * index.ntotal
     print(f"{index.ntotal:,} entries: index built in {build_seconds:.0f}s, about {index_bytes / 2**30:.2f} GiB "
           f"(raw float32 would be {index.ntotal * args.dim * 4 / 2**30:.1f} GiB); exact top-{k} of "
           f"{len(both)} queries took {exact_seconds:.0f}s over the chunks", flush=True)
 
+    knob = "nprobe" if args.structure == "ivf" else "efSearch"
+    values = (1, 2, 4, 8, 16, 32, 64, 128, 256) if args.structure == "ivf" else (16, 32, 64, 128, 256, 512, 1024)
+
+    def set_knob(value):
+        if args.structure == "ivf":
+            index.nprobe = value
+        else:
+            index.hnsw.efSearch = value
+
     chosen = None
-    for nprobe in (1, 2, 4, 8, 16, 32, 64, 128, 256):
-        index.nprobe = nprobe
+    for value in values:
+        set_knob(value)
         r = recall(index.search(val, k)[1], truth_val)
-        print(f"  validation: nprobe {nprobe:4d} recall@{k} {r:.3f}")
+        print(f"  validation: {knob} {value:4d} recall@{k} {r:.3f}")
         if r >= 0.95:
-            chosen = nprobe
+            chosen = value
             break
     if chosen is None:
-        chosen = 256
-        print("  no nprobe up to 256 reaches recall 0.95 on validation; reporting nprobe 256")
-    index.nprobe = chosen
+        chosen = values[-1]
+        print(f"  no {knob} up to {chosen} reaches recall 0.95 on validation; reporting {knob} {chosen}")
+    set_knob(chosen)
     found = np.stack([index.search(q[None], k)[1][0] for q in test[:20]])  # warm-up
     latencies = []
     found = []
@@ -122,21 +138,24 @@ def main() -> None:
     found = np.stack(found)
     test_recall = recall(found, truth_test)
     ms = 1000 * float(np.median(latencies))
-    print(f"test ({len(test)} queries, nprobe {chosen} chosen on validation): recall@{k} {test_recall:.3f}, "
+    print(f"test ({len(test)} queries, {knob} {chosen} chosen on validation): recall@{k} {test_recall:.3f}, "
           f"median {ms:.2f} ms / query (p95 {1000 * float(np.percentile(latencies, 95)):.2f} ms), "
           f"{faiss.omp_get_max_threads()} faiss threads")
 
     entries = [f"entry {i}" for i in range(index.ntotal)]
-    cache = AntarcticCache.from_index(entries, index, kind=f"ivf-{args.codes.lower()}")
+    cache = AntarcticCache.from_index(entries, index, kind=f"{args.structure}-{args.codes.lower()}")
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         t0 = time.perf_counter()
         cache.save_pretrained(tmp)
         save_seconds = time.perf_counter() - t0
-        del cache, index
+        cache = index = None  # only the reloaded copy from here on
         t0 = time.perf_counter()
         loaded = AntarcticCache.from_pretrained(tmp, mmap_index=True)
         load_seconds = time.perf_counter() - t0
-        loaded.index.nprobe = chosen
+        if args.structure == "ivf":
+            loaded.index.nprobe = chosen
+        else:
+            loaded.index.hnsw.efSearch = chosen
         again = loaded.search(torch.from_numpy(test[:50]), k)[1].numpy()
         same = bool((again == found[:50]).all())
         size = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 2**30
@@ -144,7 +163,7 @@ def main() -> None:
     print(f"saved in {save_seconds:.0f}s ({size:.2f} GiB on disk), reloaded memory-mapped in {load_seconds:.1f}s: "
           f"same top-{k} {'yes' if same else 'NO'}; peak RSS {rss:.1f} GiB")
     label = f"{len(entries):,}-entry cache"
-    record(f"{label}: recall@{k} vs exact (IVF{args.nlist},{args.codes}, test queries)", test_recall, ">= 0.95", test_recall >= 0.95)
+    record(f"{label}: recall@{k} vs exact ({name}, test queries)", test_recall, ">= 0.95", test_recall >= 0.95)
     record(f"{label}: latency per query", ms, "<= 5 ms", ms <= 5, " ms")
     record(f"{label}: peak memory", rss, "fits 24 GiB", rss < 24, " GiB")
     record(f"{label}: reloaded index answers the same", float(same), "= 1", same)
