@@ -195,6 +195,9 @@ def test_compressed_index_saved_beside_the_cache_and_reloaded(tmp_path):
     only = AntarcticCache.from_pretrained(tmp_path / "index_only")
     assert only.embeddings is None and len(only) == 1000
     assert torch.equal(only.search(queries, 10)[1], approx)
+    graph = AntarcticCache([f"entry {i}" for i in range(1000)], vectors).build_index("hnsw-sq8", keep_embeddings=False)
+    hnsw = graph.search(queries, 10)[1]
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(hnsw.tolist(), exact.tolist())]) >= 0.9
     copy = only.copy().add(["new"], embeddings=queries[:1])
     assert len(copy) == 1001 and len(only) == 1000 and only.index.ntotal == 1000
     assert copy.search(queries[:1], 1)[1].item() == 1000

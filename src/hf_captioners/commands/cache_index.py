@@ -13,8 +13,9 @@ from hf_captioners.errors import OperatorError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="a saved antarctic folder (or a cache folder: entries.txt + cache.safetensors)")
-    parser.add_argument("--kind", default="ivf-sq8", choices=("flat", "ivf", "hnsw", "ivf-sq8", "ivf-pq"),
-                        help="ivf-sq8 / ivf-pq store compressed codes (1 byte a dimension / --pq-m bytes a vector)")
+    parser.add_argument("--kind", default="ivf-sq8", choices=("flat", "ivf", "hnsw", "ivf-sq8", "ivf-pq", "hnsw-sq8"),
+                        help="ivf-sq8 / ivf-pq / hnsw-sq8 store compressed codes (1 byte a dimension / --pq-m bytes a "
+                             "vector / 1 byte a dimension under an HNSW graph)")
     parser.add_argument("--nlist", type=int, default=None, help="IVF lists (default 4 x sqrt(entries))")
     parser.add_argument("--nprobe", type=int, default=16, help="IVF lists searched per query (saved with the index)")
     parser.add_argument("--pq-m", type=int, default=64)
