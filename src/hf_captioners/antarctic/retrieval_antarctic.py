@@ -318,7 +318,7 @@ class AntarcticCache:
                     keep_embeddings: bool = True) -> AntarcticCache:
         """Approximate inner-product index (faiss, `pip install faiss-cpu`) over the raw vectors: 'flat' (exact),
         'ivf', 'hnsw', or the compressed 'ivf-sq8' (one byte a dimension), 'ivf-pq' (`pq_m` bytes a vector) and
-        'hnsw-sq8' (an HNSW graph over one-byte codes: the best recall per millisecond measured at 10M entries).
+        'hnsw-sq8' (an HNSW graph over one-byte codes; README's speed table has what each reached on this machine).
         `keep_embeddings=False` then drops the raw vectors, so the index alone holds the cache."""
         data = self.embeddings.cpu().numpy()
         index = new_index(kind, self.dim, len(self), nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search,
