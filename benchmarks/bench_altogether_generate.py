@@ -169,9 +169,8 @@ def main() -> None:
     timings = {}
 
     def timed(name, fn, per_image=1):
-        fn_warm = fn
         start = time.perf_counter()
-        result = fn_warm()
+        result = fn()
         timings[name] = (time.perf_counter() - start) / per_image
         return result
 
@@ -188,8 +187,7 @@ def main() -> None:
         ours(**compiled)  # compiles the decode step
         compile_seconds = time.perf_counter() - start
         got_compiled = timed("ours, static cache + torch.compile", lambda: ours(**compiled), args.batch)
-        prefill = timed("prefill", lambda: model.generate(**inputs, max_new_tokens=1, do_sample=False), args.batch)
-        del prefill
+        timed("prefill", lambda: model.generate(**inputs, max_new_tokens=1, do_sample=False), args.batch)
         beam_reference = timed("original generate_beam", lambda: [
             original_generate_beam(model, prefix[i:i + 1], stop, 5, args.new_tokens) for i in range(min(n, 4))], min(n, 4))
         beam = timed("ours, clipcap_beam_search (batched)", lambda: model.generate(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
@@ -245,7 +245,7 @@ class AntarcticCache:
             if encoder is None:
                 raise CacheError(
                     "cache.add: no text encoder to embed the new entries; pass embeddings= or "
-                    "text_encoder=model.text_encoder(processor.clip_tokenizer)"
+                    "text_encoder=AntarcticRetriever.from_model(model, processor).encode"
                 )
             embeddings = self.embed(entries, encoder, batch_size, progress)
         embeddings = _check_embeddings(embeddings, len(entries), "cache.add")
@@ -377,7 +377,7 @@ class AntarcticCache:
         entries = _read_lines(entries_file)
         with safe_open(embeddings_file, framework="pt") as handle:
             kind = (handle.metadata() or {}).get("index_kind") or None
-        embeddings = load_file(embeddings_file).get("embeddings")
+            embeddings = handle.get_tensor("embeddings") if "embeddings" in handle.keys() else None
         index = None
         if load_index or embeddings is None:
             index_file = cached_file(str(path), INDEX_NAME, _raise_exceptions_for_missing_entries=False, **hub_kwargs)

@@ -11,6 +11,18 @@ from hf_captioners.errors import OperatorError
 
 DTYPES = ("float32", "float16", "bfloat16", "auto")  # as `from_pretrained(dtype=...)` takes them
 
+
+def add_cache_search(parser) -> None:
+    """`--cache-search {exact,index}` of the commands that caption with antarctic; read it with `use_index`."""
+    parser.add_argument("--cache-search", choices=("exact", "index"), default=None,
+                        help="antarctic: search the n-gram cache exactly or through its saved faiss index "
+                             "(default: exact, unless the cache is kept in its index only)")
+
+
+def use_index(args) -> bool | None:
+    """`--cache-search` as the pipelines' `use_index`: True, False, or None (the cache's default)."""
+    return None if args.cache_search is None else args.cache_search == "index"
+
 # name -> (module, help). A module provides `add_arguments(parser)` and `run(args) -> int`.
 SUBCOMMANDS = {
     "toyworld": ("hf_captioners.commands.toyworld", "generate the seeded toy world in the real datasets' formats"),

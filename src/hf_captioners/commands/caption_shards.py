@@ -16,15 +16,13 @@ import os
 import re
 import sys
 
-from hf_captioners.commands import DTYPES
+from hf_captioners.commands import DTYPES, add_cache_search, use_index
 from hf_captioners.errors import OperatorError
 
 logger = logging.getLogger(__name__)
 
 # `org/name` or `name`: anything else that is not on disk can only have been meant as a folder
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
-
-
 
 
 def _bounded(kind, low, strict: bool, what: str):
@@ -70,9 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-p", type=float, default=None)
     parser.add_argument("--top-k", type=int, default=None, help="antarctic: table entries per image")
     parser.add_argument("--num-candidates", type=int, default=None, help="antarctic: candidates re-ranked by CLIP")
-    parser.add_argument("--cache-search", choices=("exact", "index"), default=None,
-                        help="antarctic: search the n-gram cache exactly or through its saved faiss index "
-                             "(default: exact, unless the cache is kept in its index only)")
+    add_cache_search(parser)
     parser.add_argument("--cpu", action="store_true", help="run on CPU even where a GPU is present")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -176,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
             generate_kwargs=generate_kwargs_from(args),
             top_k=args.top_k,
             num_candidates=args.num_candidates,
-            use_index=None if args.cache_search is None else args.cache_search == "index",
+            use_index=use_index(args),
         )
     except (OSError, ValueError) as error:
         return _operator_error(error, f"cannot load the model {args.model!r} ({error}): pass a saved Altogether "
@@ -230,7 +226,7 @@ def _run_ray(args: argparse.Namespace, formats: tuple[str, ...], shards: list[st
         factory = LoadCaptioner(args.model, {
             "dtype": args.dtype, "device_map": args.device_map, "generate_kwargs": generate_kwargs_from(args),
             "top_k": args.top_k, "num_candidates": args.num_candidates,
-            "use_index": None if args.cache_search is None else args.cache_search == "index",
+            "use_index": use_index(args),
         })
         try:
             summary = caption_shards_ray(

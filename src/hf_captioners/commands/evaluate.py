@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from hf_captioners.commands import DTYPES
+from hf_captioners.commands import DTYPES, add_cache_search, use_index
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip", help="CLIP folder (CLIPModel + processor) for CLIPScore / RefCLIPScore")
     parser.add_argument("--device", default=None, help="torch device for the captioner and CLIP (default: cpu)")
     parser.add_argument("--dtype", default=None, choices=DTYPES, help="captioner dtype")
-    parser.add_argument("--cache-search", choices=("exact", "index"), default=None,
-                        help="antarctic: search the n-gram cache exactly or through its saved faiss index")
+    add_cache_search(parser)
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         if args.dtype:
             kwargs["dtype"] = args.dtype
         if args.cache_search:
-            kwargs["use_index"] = args.cache_search == "index"
+            kwargs["use_index"] = use_index(args)
         pipe = pipeline("image-to-text", model=args.model, trust_remote_code=True, **kwargs)
     elif args.predictions:
         predictions = load_predictions(args.predictions)

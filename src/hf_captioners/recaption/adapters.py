@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["AltogetherShardCaptioner", "AntarcticShardCaptioner", "load_captioner"]
 
+
 def _stack(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     return {key: torch.stack([f[key] for f in features]) for key in features[0]}
 
