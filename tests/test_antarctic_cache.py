@@ -195,6 +195,16 @@ def test_compressed_index_saved_beside_the_cache_and_reloaded(tmp_path):
     only = AntarcticCache.from_pretrained(tmp_path / "index_only")
     assert only.embeddings is None and len(only) == 1000
     assert torch.equal(only.search(queries, 10)[1], approx)
+    fast = AntarcticCache([f"entry {i}" for i in range(1000)], vectors).build_index(
+        "ivf-fastscan-sq8", nlist=20, nprobe=20, pq_m=16, keep_embeddings=False)
+    assert fast.index.k_factor == 32  # 4-bit codes scanned, the best 32 x k re-ranked by one-byte codes
+    fast_found = fast.search(queries, 10)[1]
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(fast_found.tolist(), exact.tolist())]) >= 0.9
+    fast.save_pretrained(tmp_path / "fastscan")
+    for mmap in (False, True):
+        again = AntarcticCache.from_pretrained(tmp_path / "fastscan", mmap_index=mmap)
+        assert again._index_kind == "ivf-fastscan-sq8" and again.index.k_factor == 32
+        assert torch.equal(again.search(queries, 10)[1], fast_found)
     graph = AntarcticCache([f"entry {i}" for i in range(1000)], vectors).build_index("hnsw-sq8", keep_embeddings=False)
     hnsw = graph.search(queries, 10)[1]
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(hnsw.tolist(), exact.tolist())]) >= 0.9
@@ -204,3 +214,31 @@ def test_compressed_index_saved_beside_the_cache_and_reloaded(tmp_path):
     (tmp_path / "index_only" / "cache.faiss").unlink()
     with pytest.raises(CacheError, match="without its cache.faiss"):
         AntarcticCache.from_pretrained(tmp_path / "index_only")
+
+
+def test_large_ivf_lists_come_from_balanced_two_level_kmeans():
+    """`train_index` gives an IVF of TWO_LEVEL_MIN_LISTS or more lists centroids from faiss's two-level k-means
+    (unit vectors, for inner-product search) and leaves no list holding a large share of the entries; the
+    trained index finds the exact top-10 of clustered data at a small nprobe."""
+    faiss = pytest.importorskip("faiss")
+    from hf_captioners.antarctic.retrieval_antarctic import TWO_LEVEL_MIN_LISTS, new_index, train_index
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((2000, 16)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    data = centres[rng.integers(0, 2000, 40_000)] + 0.1 * rng.standard_normal((40_000, 16)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index = new_index("ivf-sq8", 16, len(data), nlist=TWO_LEVEL_MIN_LISTS, nprobe=4)
+    train_index(index, data[:20_000])
+    assert index.is_trained and index.quantizer.ntotal == TWO_LEVEL_MIN_LISTS
+    centroids = index.quantizer.reconstruct_n(0, TWO_LEVEL_MIN_LISTS)
+    np.testing.assert_allclose(np.linalg.norm(centroids, axis=1), 1, atol=1e-5)
+    index.add(data)
+    sizes = np.array([index.invlists.list_size(i) for i in range(index.nlist)])
+    assert sizes.max() < 10 * len(data) / index.nlist  # balanced: no list holds many topics
+    queries = data[:200] + 0.05 * rng.standard_normal((200, 16)).astype(np.float32)
+    exact = faiss.IndexFlatIP(16)
+    exact.add(data)
+    truth = exact.search(queries, 10)[1]
+    found = index.search(queries, 10)[1]
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]) >= 0.9

@@ -268,3 +268,13 @@ def test_cache_index_command_saves_an_index_the_model_loads_and_the_pipeline_sel
     assert [o[0]["table"] for o in pipe(images[:2], use_index=True, max_new_tokens=5, return_candidates=True)] == [
         r["table"] for r in exact]
     assert main(["cache-index", str(tmp_path / "nowhere")]) == 2
+    dim = model.cache.dim
+    assert main(["cache-index", str(tmp_path / "m"), "--kind", "ivf-fastscan-sq8", "--pq-m", str(dim + 1)]) == 2
+    assert f"pq_m={dim + 1} sub-quantizers must divide the embedding size {dim}" in capsys.readouterr().err
+
+
+def test_cache_index_offers_every_index_kind():
+    from hf_captioners.antarctic.retrieval_antarctic import INDEX_KINDS
+    from hf_captioners.commands.cache_index import KINDS
+
+    assert KINDS == INDEX_KINDS
