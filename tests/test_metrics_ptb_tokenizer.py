@@ -379,3 +379,30 @@ def test_plain_words_skip_the_scan_and_agree_with_it():
                     assert end == _finish(_scan(chunk + nxt, 0, len(chunk))[0]), (chunk, nxt)
     assert checked > 5000
     assert _plain_word("cannot", False) is None and _plain_word("I", True) is None and _plain_word("dog.", False) is None
+
+
+def test_first_character_dispatch_gives_the_tokens_of_trying_every_rule(monkeypatch):
+    """At each position `_scan` tries only the rules that can start with the character there (their first
+    characters read from the rule's regex); on hostile lists, the committed Java corpus and a character at every
+    code point class edge, that gives the tokens of trying all rules everywhere."""
+    assert all(first is not None for first, _ in ptb_tokenizer._FIRST)  # every rule's first characters are known
+    assert len(ptb_tokenizer._rules_at("a")) < len(ptb_tokenizer._COMPILED) / 2
+    edges = set()
+    for table in (ptb_tokenizer._JAVA_LETTERS, ptb_tokenizer._JAVA_DIGITS, ptb_tokenizer._JAVA_WORD_EXTRA,
+                  ptb_tokenizer._JAVA_SYMBOLS):
+        for r in table.split():
+            lo, _, hi = r.partition("-")
+            edges.update({int(lo, 16) - 1, int(lo, 16), int(hi or lo, 16), int(hi or lo, 16) + 1})
+    chars = [chr(c) for c in sorted(edges | set(random.Random(6).sample(range(1, 0x10000), 1500)))
+             if 0 < c < 0x10000 and not 0xD800 <= c < 0xE000]
+    texts = ["\n".join(captions) for captions in hostile_caption_lists(9, 60, max_len=25)]
+    texts += ["\n".join(entry["captions"]) for entry in _load_corpus()["lists"]]
+    texts += [f"a {c} b x{c}x {c}x 5{c}5 {c},{c} ΟΔΟΣ{c}ΑΣ" for c in chars]
+    dispatched = [ptb_tokenizer._scan(text) for text in texts]
+
+    class EveryRule(dict):
+        def get(self, key, default=None):
+            return ptb_tokenizer._COMPILED
+
+    monkeypatch.setattr(ptb_tokenizer, "_RULES_AT", EveryRule())
+    assert [ptb_tokenizer._scan(text) for text in texts] == dispatched

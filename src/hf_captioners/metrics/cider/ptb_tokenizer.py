@@ -307,6 +307,64 @@ _RULES = [
 ]
 _COMPILED = [(re.compile(f"({tok})({ctx})" if ctx else f"({tok})()"), action) for tok, ctx, action in _RULES]
 
+
+def _first_chars(pattern: str) -> list | None:
+    """One-character regexes that together match every character a match of `pattern` can start with (a
+    superset), or None when that cannot be told (an empty match, a construct not handled): JFlex's scanner
+    runs one automaton over all rules, so only rules that can start at a character are tried there."""
+    from re import _compiler, _parser
+    from re import _constants as c
+
+    def first(items, flags):
+        found = []
+        for op, av in items:
+            if op in (c.LITERAL, c.NOT_LITERAL, c.IN, c.ANY):
+                found.append((op, av, flags))
+                return found, False
+            if op in (c.AT, c.ASSERT, c.ASSERT_NOT):  # zero-width
+                continue
+            if op is c.SUBPATTERN:
+                sub, empty = first(av[3], (flags | av[1]) & ~av[2])
+            elif op is c.ATOMIC_GROUP:
+                sub, empty = first(av, flags)
+            elif op is c.BRANCH:
+                sub, empty = [], False
+                for branch in av[1]:
+                    more, may_be_empty = first(branch, flags)
+                    sub += more
+                    empty |= may_be_empty
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+                sub, empty = first(av[2], flags)
+                empty |= av[0] == 0
+            else:
+                raise ValueError(op)
+            found += sub
+            if not empty:
+                return found, False
+        return found, True
+
+    try:
+        parsed = _parser.parse(pattern)
+        found, empty = first(parsed.data, parsed.state.flags)
+        if empty:
+            return None
+        return [_compiler.compile(_parser.SubPattern(parsed.state, [(op, av)]), flags) for op, av, flags in found]
+    except Exception:  # a Python whose private regex parser differs: every rule is tried everywhere
+        return None
+
+
+_FIRST = [(_first_chars(rule[0].pattern), rule) for rule in _COMPILED]
+_RULES_AT: dict[str, list] = {}
+
+
+def _rules_at(char: str) -> list:
+    """The rules (in order) that can match at a position holding `char`."""
+    rules = _RULES_AT.get(char)
+    if rules is None:
+        rules = _RULES_AT[char] = [rule for first, rule in _FIRST
+                                   if first is None or any(one.fullmatch(char) for one in first)]
+    return rules
+
 # A caption is scanned chunk by chunk (split at whitespace, each chunk cached) unless a token or its trailing
 # context can cross a space (phone numbers, "5 7/8", ". . .", "No. 5", "I. The", SGML tags) or the caption
 # holds whitespace other than " " and "\t" (str.split() and CoreNLP disagree on some, and URLs and e-mail
@@ -362,7 +420,7 @@ def _scan(text: str, pos: int = 0, end: int | None = None) -> tuple[list[str], i
     tokens, i = [], pos
     while i < end:
         best_len, best = 0, None
-        for rx, action in _COMPILED:
+        for rx, action in _RULES_AT.get(text[i]) or _rules_at(text[i]):
             m = rx.match(text, i)
             if m is not None and m.end() > best_len and m.end(1) > i:
                 best_len, best = m.end(), (m, action)
