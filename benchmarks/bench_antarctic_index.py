@@ -4,8 +4,9 @@ The raw float32 vectors of 10M 512-d entries would be 20 GB, near this machine's
 synthetic CLIP-like embeddings (unit vectors around 50,000 topic centres, neighbours at cosine ~0.7) are made in
 chunks of 250,000, each chunk added to the library's index (`new_index` + `train_index`, as `cache-index` builds
 it; default `ivf-fastscan-sq8`: IVF over 4 x sqrt(N) lists from two-level k-means, 4-bit fast-scan codes re-ranked
-by one-byte codes, 5.2 GB at 10M; `--kind ivf-sq8` scans the one-byte codes themselves) and scanned once by exact search for the queries' true top-10, then dropped. Queries are image-like embeddings
-(further from their centre). The rule, fixed before the run: `nprobe` (`efSearch` for hnsw-sq8) is the smallest of
+by one-byte codes, about 5.1 GiB at 10M; `--kind ivf-sq8` scans the one-byte codes themselves) and scanned once by
+exact search for the queries' true top-10, then dropped. Queries are image-like embeddings (further from their
+centre). The rule, fixed before the run: `nprobe` (`efSearch` for hnsw-sq8) is the smallest of
 1, 2, 4, ... whose recall@10 on 500 validation queries is >= 0.95; recall and latency are then reported on 500 other
 test queries, per query both for one query a call (`pipe(image)`) and within batches of 32 (caption-shards'
 default batch). The index is saved beside an index-only `AntarcticCache` and reloaded (memory-mapped) to check
@@ -59,7 +60,12 @@ def main() -> None:
     import torch
 
     from hf_captioners.antarctic import AntarcticCache
-    from hf_captioners.antarctic.retrieval_antarctic import new_index, train_index
+    from hf_captioners.antarctic.retrieval_antarctic import (
+        IVF_CODES,
+        new_index,
+        train_index,
+        train_sample_size,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=10_000_000)
@@ -84,9 +90,8 @@ def main() -> None:
     ivf = args.kind.startswith("ivf")
     index = new_index(args.kind, args.dim, args.entries, nlist=args.nlist, ef_construction=40)
     lists = faiss.extract_index_ivf(index) if ivf else None
-    codes = {"ivf-fastscan-sq8": "PQ64x4fs,Refine(SQ8)", "ivf-sq8": "SQ8", "ivf-pq": "PQ64"}
-    name = f"IVF{lists.nlist},{codes[args.kind]}" if ivf else "HNSW32,SQ8"
-    sample_size = 64 * lists.nlist if ivf else 100_000  # what AntarcticCache.build_index trains on
+    name = f"IVF{lists.nlist},{IVF_CODES[args.kind].format(pq_m=64)}" if ivf else "HNSW32,SQ8"
+    sample_size = train_sample_size(index)
     started = time.perf_counter()
     exact_seconds = 0.0
     held = []  # chunks made before the index is trained
@@ -124,15 +129,15 @@ def main() -> None:
     knob = "nprobe" if ivf else "efSearch"
     values = (1, 2, 4, 8, 16, 32, 64, 128, 256) if ivf else (16, 32, 64, 128, 256, 512, 1024)
 
-    def set_knob(value):
+    def set_knob(target, value):
         if ivf:
-            lists.nprobe = value
+            faiss.extract_index_ivf(target).nprobe = value
         else:
-            index.hnsw.efSearch = value
+            target.hnsw.efSearch = value
 
     chosen = None
     for value in values:
-        set_knob(value)
+        set_knob(index, value)
         r = recall(index.search(val, k)[1], truth_val)
         print(f"  validation: {knob} {value:4d} recall@{k} {r:.3f}")
         if r >= 0.95:
@@ -141,7 +146,7 @@ def main() -> None:
     if chosen is None:
         chosen = values[-1]
         print(f"  no {knob} up to {chosen} reaches recall 0.95 on validation; reporting {knob} {chosen}")
-    set_knob(chosen)
+    set_knob(index, chosen)
     for q in test[:20]:  # warm-up
         index.search(q[None], k)
     latencies, found = [], []
@@ -174,10 +179,7 @@ def main() -> None:
         t0 = time.perf_counter()
         loaded = AntarcticCache.from_pretrained(tmp, mmap_index=True)
         load_seconds = time.perf_counter() - t0
-        if ivf:
-            faiss.extract_index_ivf(loaded.index).nprobe = chosen
-        else:
-            loaded.index.hnsw.efSearch = chosen
+        set_knob(loaded.index, chosen)
         again = loaded.search(torch.from_numpy(test[:50]), k)[1].numpy()
         same = bool((again == found[:50]).all())
         size = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 2**30

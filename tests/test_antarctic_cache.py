@@ -242,3 +242,13 @@ def test_large_ivf_lists_come_from_balanced_two_level_kmeans():
     truth = exact.search(queries, 10)[1]
     found = index.search(queries, 10)[1]
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]) >= 0.9
+
+
+def test_every_ivf_kind_trains_on_64_vectors_a_list():
+    """The refined kind wraps its IVF (faiss IndexRefine), whose list count must still set the sample size."""
+    pytest.importorskip("faiss")
+    from hf_captioners.antarctic.retrieval_antarctic import new_index, train_sample_size
+
+    for kind in ("ivf", "ivf-sq8", "ivf-pq", "ivf-fastscan-sq8"):
+        assert train_sample_size(new_index(kind, 32, 1000, nlist=20, pq_m=16)) == 64 * 20, kind
+    assert train_sample_size(new_index("hnsw-sq8", 32, 1000)) == 100_000

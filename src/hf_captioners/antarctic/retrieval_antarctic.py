@@ -29,6 +29,8 @@ INDEX_NAME = "cache.faiss"
 # the last four store compressed codes only
 INDEX_KINDS = ("flat", "ivf", "hnsw", "ivf-sq8", "ivf-pq", "hnsw-sq8", "ivf-fastscan-sq8")
 REFINE_FACTOR = 32  # ivf-fastscan-sq8 re-ranks 32 x k candidates: 4-bit scores cannot order a topic's entries
+# what each IVF kind stores in its lists, as a faiss factory string (`pq_m` sub-quantizers)
+IVF_CODES = {"ivf": "Flat", "ivf-sq8": "SQ8", "ivf-pq": "PQ{pq_m}", "ivf-fastscan-sq8": "PQ{pq_m}x4fs,Refine(SQ8)"}
 TWO_LEVEL_MIN_LISTS = 1024
 TextEncoder = Callable[[list[str]], torch.Tensor]
 
@@ -155,12 +157,20 @@ def new_index(kind: str, dim: int, size: int, nlist: int | None = None, nprobe: 
     nlist = nlist or max(1, int(4 * np.sqrt(size)))
     if kind in ("ivf-pq", "ivf-fastscan-sq8") and dim % pq_m:
         raise ValueError(f"{kind}: pq_m={pq_m} sub-quantizers must divide the embedding size {dim}")
-    codes = {"ivf": "Flat", "ivf-sq8": "SQ8", "ivf-pq": f"PQ{pq_m}", "ivf-fastscan-sq8": f"PQ{pq_m}x4fs,Refine(SQ8)"}
-    index = faiss.index_factory(dim, f"IVF{nlist},{codes[kind]}", faiss.METRIC_INNER_PRODUCT)
+    codes = IVF_CODES[kind].format(pq_m=pq_m)
+    index = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
     if kind == "ivf-fastscan-sq8":
         index.k_factor = REFINE_FACTOR
     faiss.extract_index_ivf(index).nprobe = nprobe
     return index
+
+
+def train_sample_size(index) -> int:
+    """How many vectors an untrained `new_index` learns from: 64 a list for IVF kinds, else 100k (SQ8 ranges)."""
+    import faiss
+
+    ivf = faiss.try_extract_index_ivf(index)
+    return 64 * ivf.nlist if ivf is not None else 100_000
 
 
 def train_index(index, sample: np.ndarray, coarse_iterations: int = 10) -> None:
@@ -359,7 +369,7 @@ class AntarcticCache:
                           ef_construction=ef_construction, pq_m=pq_m)
         if not index.is_trained:  # IVF lists (64 vectors a list) or SQ8 ranges (a sample of 100k)
             rng = np.random.default_rng(0)
-            size = min(len(data), 64 * index.nlist if hasattr(index, "nlist") else 100_000)
+            size = min(len(data), train_sample_size(index))
             train_index(index, data[rng.choice(len(data), size=size, replace=False)])
         index.add(data)
         self.index, self._index_kind = index, kind
