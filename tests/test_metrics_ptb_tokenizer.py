@@ -313,18 +313,22 @@ def test_fresh_hostile_lists_against_java(seed):
     assert not (msg := _mismatches(lists, expected, got)), msg
 
 
-@requires_java
-def test_code_point_classes_against_java():
-    # the module's code point tables (observed from Java) at every range edge, and a seeded sample elsewhere
+def _class_edge_chars(seed: int) -> list[str]:
+    """Each BMP character at an edge of the module's code point tables (observed from Java), and a seeded sample
+    of the others (surrogates excluded)."""
     edges = set()
     for table in (ptb_tokenizer._JAVA_LETTERS, ptb_tokenizer._JAVA_DIGITS, ptb_tokenizer._JAVA_WORD_EXTRA,
                   ptb_tokenizer._JAVA_SYMBOLS):
         for r in table.split():
             lo, _, hi = r.partition("-")
             edges.update({int(lo, 16) - 1, int(lo, 16), int(hi or lo, 16), int(hi or lo, 16) + 1})
-    points = edges | set(random.Random(5).sample(range(1, 0x10000), 1500))
-    chars = [chr(c) for c in sorted(points) if 0 < c < 0x10000 and not 0xD800 <= c < 0xE000]
-    chars = [c for c in chars if not _OTHER_LINE_BREAKS.match(c) and c != "\n"]
+    points = edges | set(random.Random(seed).sample(range(1, 0x10000), 1500))
+    return [chr(c) for c in sorted(points) if 0 < c < 0x10000 and not 0xD800 <= c < 0xE000]
+
+
+@requires_java
+def test_code_point_classes_against_java():
+    chars = [c for c in _class_edge_chars(5) if not _OTHER_LINE_BREAKS.match(c) and c != "\n"]
     captions = [f"a {c} b x{c}x {c}x 5{c}5 {c},{c} ΟΔΟΣ{c}ΑΣ" for c in chars]
     expected = _java_lists([captions])
     assert not (msg := _mismatches([captions], expected, [ptb_tokenize(captions)])), msg
@@ -387,14 +391,7 @@ def test_first_character_dispatch_gives_the_tokens_of_trying_every_rule(monkeypa
     code point class edge, that gives the tokens of trying all rules everywhere."""
     assert all(first is not None for first, _ in ptb_tokenizer._FIRST)  # every rule's first characters are known
     assert len(ptb_tokenizer._rules_at("a")) < len(ptb_tokenizer._COMPILED) / 2
-    edges = set()
-    for table in (ptb_tokenizer._JAVA_LETTERS, ptb_tokenizer._JAVA_DIGITS, ptb_tokenizer._JAVA_WORD_EXTRA,
-                  ptb_tokenizer._JAVA_SYMBOLS):
-        for r in table.split():
-            lo, _, hi = r.partition("-")
-            edges.update({int(lo, 16) - 1, int(lo, 16), int(hi or lo, 16), int(hi or lo, 16) + 1})
-    chars = [chr(c) for c in sorted(edges | set(random.Random(6).sample(range(1, 0x10000), 1500)))
-             if 0 < c < 0x10000 and not 0xD800 <= c < 0xE000]
+    chars = _class_edge_chars(6)
     texts = ["\n".join(captions) for captions in hostile_caption_lists(9, 60, max_len=25)]
     texts += ["\n".join(entry["captions"]) for entry in _load_corpus()["lists"]]
     texts += [f"a {c} b x{c}x {c}x 5{c}5 {c},{c} ΟΔΟΣ{c}ΑΣ" for c in chars]
