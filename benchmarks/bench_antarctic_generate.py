@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--cache-entries", type=int, default=50_000)
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3, help="each mode is timed this many times; the best counts")
+    parser.add_argument("--repeats", type=int, default=5, help="each mode is timed this many times, alternating; the best counts")
     parser.add_argument("--sample-only", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.manual_seed(0)

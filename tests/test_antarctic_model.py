@@ -127,6 +127,25 @@ def test_batched_caption_equals_one_image_at_a_time(tiny):
     assert grouped == batched
 
 
+def test_beam_search_without_reordering_the_cross_attention_cache_equals_stock_bart(tiny):
+    """The model reorders only the self-attention cache between beam steps; stock BART (same weights) reorders
+    both: sequences and scores must be the same, for padded tables of different lengths."""
+    model, processor, images = tiny
+    tables = AntarcticRetriever.from_model(model, processor).retrieve(model.get_image_features(pixels(processor, images)))[1]
+    tables[1] = tables[1].split(",")[0]  # a short table: padding in the batch
+    batch = processor(tables=tables)
+    kwargs = {"num_beams": 4, "num_return_sequences": 4, "max_new_tokens": 12, "min_new_tokens": 12,
+              "output_scores": True, "return_dict_in_generate": True}
+    ours = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
+    assert not hasattr(model.bart, "_reorder_cache")
+    stock = model.bart.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                generation_config=model.generation_config, **kwargs)
+    assert torch.equal(ours.sequences, stock.sequences)
+    assert torch.equal(ours.sequences_scores, stock.sequences_scores)
+    moved = [len(set(row[row >= 0].tolist())) > 1 for row in ours.beam_indices]  # a beam continued from another
+    assert any(moved)
+
+
 def test_sampling_many_candidates(tiny):
     model, processor, images = tiny
     torch.manual_seed(0)

@@ -15,6 +15,7 @@ import torch
 from transformers import (
     BartForConditionalGeneration,
     CLIPModel,
+    EncoderDecoderCache,
     GenerationConfig,
     GenerationMixin,
     PreTrainedModel,
@@ -138,6 +139,16 @@ class AntarcticForConditionalGeneration(AntarcticPreTrainedModel, GenerationMixi
             past_key_values=past_key_values, inputs_embeds=inputs_embeds,
             decoder_inputs_embeds=decoder_inputs_embeds, labels=labels, use_cache=use_cache, **kwargs,
         )
+
+    def _reorder_cache(self, past_key_values, beam_idx):
+        """Beam search only moves beams within an image, and an image's beams share one cross-attention cache
+        (its table's encoder output, repeated), so only the self-attention cache is reordered: the same values,
+        without copying the cross-attention keys and values every step (transformers 4.x's BART did the same)."""
+        if isinstance(past_key_values, EncoderDecoderCache):
+            past_key_values.self_attention_cache.reorder_cache(beam_idx)
+        else:
+            past_key_values.reorder_cache(beam_idx)
+        return past_key_values
 
     # ---- files ---------------------------------------------------------------------------------------------
     def save_pretrained(self, save_directory, *args, save_cache: bool = True, **kwargs):
