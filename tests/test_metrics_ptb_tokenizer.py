@@ -304,6 +304,30 @@ def test_fast_path_equals_in_stream_scan():
         assert _from_ids(tok, tok.word_ids(captions)) == [" ".join(s.split()) for s in tok(captions)], captions
 
 
+def test_runs_between_captions_that_need_the_stream(monkeypatch):
+    """A list the one-pass path declines as a whole: the runs of ordinary captions between the others go through
+    it, the others are scanned in place; the tokens must be those of scanning every caption in place, whatever
+    stands at the boundaries (an end that depends on the next line, a tag that runs into it, empty captions)."""
+    tok = PTBTokenizer()
+    runs = []
+    fast = tok._fast_word_ids
+    monkeypatch.setattr(tok, "_fast_word_ids", lambda c, followed=False: runs.append(out := fast(c, followed)) or out)
+    plain = [c for c in CORPUS if tok._fast_word_ids([c]) is not None] + ["x I.", "Gate No.", "a dog", "No"]
+    hard = ["call 800 555 1212 now", "The man", "5 dogs", "5", "", "  ", "trailing ", 'x <a b="y', 'z"> w', "a . . . b",
+            "x I. The dog", "nul\0here", "1 2", "x :)"]
+    rng = random.Random(0)
+    for _ in range(60):
+        captions = [rng.choice(hard if rng.random() < 0.3 else plain) for _ in range(rng.randint(1, 14))]
+        runs.clear()
+        got = _from_ids(tok, tok.word_ids(captions))
+        assert got == [" ".join(s.split()) for s in _in_stream(captions)], captions
+    runs.clear()
+    captions = plain[:5] + ["1 2"] + plain[5:9] + ["x I.", "1 2"] + plain[9:12]
+    assert _from_ids(tok, tok.word_ids(captions)) == [" ".join(s.split()) for s in _in_stream(captions)]
+    # the whole list declined; the first and last runs taken; the middle one ends in "I." before a line: declined
+    assert [r is not None for r in runs] == [False, True, False, True]
+
+
 @requires_java
 @pytest.mark.parametrize("seed", [101, 102, 103, 104, 105])
 def test_fresh_hostile_lists_against_java(seed):
@@ -358,31 +382,43 @@ if __name__ == "__main__" and sys.argv[1:] == ["--write-corpus"]:
 
 
 def test_plain_words_skip_the_scan_and_agree_with_it():
-    """The scan-free path for ASCII-letter chunks (with an optional comma) must give the scanner's tokens in the
-    middle of a caption and at its end, whatever line follows; split words and one-letter / abbreviation-like
-    endings go through the scanner."""
+    """The scan-free path for ASCII-letter chunks (perhaps in double quotes, perhaps followed by , . ... ? !)
+    must give the scanner's tokens in the middle of a caption, whatever chunk follows, and at its end, whatever
+    line follows; split words, abbreviations before a period and one-letter / abbreviation-like endings go
+    through the scanner."""
     import random
 
+    from hf_captioners.metrics.cider import ptb_tokenizer as ptb
     from hf_captioners.metrics.cider.ptb_tokenizer import _NEXT_LINES, _finish, _plain_word, _scan
 
     rng = random.Random(0)
     letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    words = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 9))) for _ in range(3000)]
+    words = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 9))) for _ in range(2000)]
     words += ["cannot", "CanNot", "gonna", "Gotta", "lemme", "gimme", "wanna", "I", "a", "No", "nos", "Figs", "pp",
-              "op", "ca", "Art", "www", "http", "com", "mr", "Mrs", "etc", "dont", "wont", "cant", "isnt", "nt", "y"]
+              "op", "ca", "Art", "www", "http", "com", "mr", "Mrs", "etc", "dont", "wont", "cant", "isnt", "nt", "y",
+              "xx", "tis", "twas", "EU", "USA", "eg", "ie"]
+    # every word of the lexer's abbreviation rules, with and without a final "s", as written and in other cases
+    rules = re.sub(r"\(\?i?:|[()?\\]", "", "|".join((ptb.ABBREV1, ptb.ABBREV3, ptb.ABBREV4)))
+    for name in re.findall("[A-Za-z]+", rules):
+        for form in {name, name.rstrip("s")} - {""}:
+            words += [form, form.lower(), form.upper(), form.capitalize()]
+    middle_next = (" \n", " The x", " x", " X", " 5", " <b>", ' "x"', " (x)", " ,", " .")
     checked = 0
     for word in words:
-        for chunk in (word, word + ","):
+        for chunk in (word, word + ",", word + ".", word + "...", word + "?", word + "!", f'"{word}"', f'"{word}".',
+                      f'"{word}"?', f'"{word}', f'{word}"', f'{word}",'):
             mid = _plain_word(chunk, last=False)
             if mid is not None:
-                assert mid == _finish(_scan(chunk + " \n", 0, len(chunk))[0]), chunk
+                for nxt in middle_next:
+                    assert mid == _finish(_scan(chunk + nxt, 0, len(chunk))[0]), (chunk, nxt)
                 checked += 1
             end = _plain_word(chunk, last=True)
             if end is not None:
                 for nxt in ("\n\n", *_NEXT_LINES):
                     assert end == _finish(_scan(chunk + nxt, 0, len(chunk))[0]), (chunk, nxt)
-    assert checked > 5000
-    assert _plain_word("cannot", False) is None and _plain_word("I", True) is None and _plain_word("dog.", False) is None
+    assert checked > 20000
+    assert _plain_word("cannot", False) is None and _plain_word("I", True) is None and _plain_word("Inc.", False) is None
+    assert _plain_word("dog.", False) == "dog" and _plain_word('"Mr"', False) == "mr" and _plain_word("Mr.", False) is None
 
 
 def test_first_character_dispatch_gives_the_tokens_of_trying_every_rule(monkeypatch):

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from itertools import accumulate, chain
 
@@ -494,20 +494,23 @@ def _finish_line(line: str) -> str:
     return " ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS)
 
 
-_PLAIN_CHUNK = re.compile(r"([A-Za-z]+),?")
+_PLAIN_CHUNK = re.compile(r'"?([A-Za-z]+)"?(,|\.|\.\.\.|[?!])?')
 _SPLIT_WORDS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])  # the rules that split letters
+_ABBREVIATION = re.compile(f"{ABBREV1}|{ABBREV3}|{ABBREV4}\\.")  # a word whose "." can stay on it
 
 
 def _plain_word(chunk: str, last: bool) -> str | None:
-    """The tokens of the most common chunk, ASCII letters with at most a comma after them, without a scan: the
-    word lower-cased (the comma is punctuation), unless a rule splits it or, at a caption's end, the next line
-    could change it. `tests/test_metrics_ptb_tokenizer.py` checks this against the scanner."""
+    """The tokens of the most common chunks without a scan: ASCII letters, perhaps in double quotes, perhaps
+    followed by one of , . ... ? ! (the quotes and the punctuation are filtered out): the word lower-cased,
+    unless a rule splits it, its "." could be an abbreviation's or, at a caption's end, the next line could
+    change it. `tests/test_metrics_ptb_tokenizer.py` checks this against the scanner."""
     match = _PLAIN_CHUNK.fullmatch(chunk)
     if match is None:
         return None
-    word = match.group(1)
+    word, tail = match.groups()
     lower = word.lower()
-    if lower in _SPLIT_WORDS or (last and _LAST_TOKEN_MAY_DEPEND.fullmatch(word) is not None):
+    if (lower in _SPLIT_WORDS or (last and _LAST_TOKEN_MAY_DEPEND.fullmatch(word) is not None)
+            or (tail is not None and tail[0] == "." and _ABBREVIATION.fullmatch(word + ".") is not None)):
         return None
     return lower
 
@@ -559,6 +562,11 @@ class _Stream:
             raw += more
         self.end_may_depend = _last_token_may_depend(raw)
         return [_finish_line(line) for line in _lower(_from_java(" ".join(raw))).split("\n")]
+
+
+def _new_stream(captions: list, streams: list) -> _Stream:
+    streams.append(_Stream(captions))
+    return streams[0]
 
 
 class PTBTokenizer:
@@ -614,17 +622,20 @@ class PTBTokenizer:
         out = self._eof.get(chunk)
         return self._store(self._eof, chunk, _finish(_scan(chunk)[0])) if out is None else out
 
-    def _tokenize_list(self, captions: list, finish=None) -> list:
-        """Each caption's token string (or `finish` of its parts: the tokens of its chunks, or of its line)."""
+    def _tokenize_list(self, captions: list, finish=None, start: int = 0, stop: int | None = None,
+                       streams: list | None = None) -> list:
+        """Each caption's token string (or `finish` of its parts: the tokens of its chunks, or of its line), for
+        captions[start:stop] read as part of the whole list's stream; more than stop - start of them when the
+        last one's tokens run into later lines. `streams` keeps the list's `_Stream` for the next call."""
         finish = finish or _join
         out: list = []
         add = out.append
         mid, last_cache, whole, full_scan = self._mid, self._last, self._whole, _NEEDS_FULL_SCAN.search
-        n, skip, stream = len(captions), 0, None
-        for i, caption in enumerate(captions):
-            if skip:
-                skip -= 1
-                continue
+        n, streams = len(captions), [] if streams is None else streams
+        stop, i, stream = n if stop is None else stop, start - 1, streams[0] if streams else None
+        while i + 1 < stop:
+            i += 1
+            caption = captions[i]
             if not isinstance(caption, str):
                 raise _type_error(caption)
             if full_scan(caption) is not None:
@@ -632,12 +643,12 @@ class PTBTokenizer:
                 if line is not None:
                     add(finish((line,)))
                     continue
-                stream = stream or _Stream(captions)
+                stream = stream or _new_stream(captions, streams)
                 lines = stream.lines(i)
                 if len(lines) == 1 and i + 1 < n and "<" not in caption and not stream.end_may_depend:
                     self._store(whole, caption, lines[0])  # nothing in it reaches into the next line
                 out += [finish((line,)) for line in lines]
-                skip = len(lines) - 1
+                i += len(lines) - 1
                 continue
             chunks = caption.split()
             if not chunks:
@@ -653,7 +664,7 @@ class PTBTokenizer:
                 if tail is None:
                     tail = self._chunk(last, True)
                 if tail is _STREAM:
-                    stream = stream or _Stream(captions)
+                    stream = stream or _new_stream(captions, streams)
                     tail = stream.tail(i, len(last))
             else:
                 tail = self._eof_chunk(last)
@@ -685,10 +696,11 @@ class PTBTokenizer:
                 out = self._store(self._mid_ids, word, self._ids(self._chunk(word)))
         return self._store(self._word_cache, word, out)
 
-    def _fast_word_ids(self, captions: list) -> np.ndarray | None:
+    def _fast_word_ids(self, captions: list, followed: bool = False) -> np.ndarray | None:
         """`word_ids` with one join, one split and one cache lookup per chunk for the whole batch; None where
         a caption needs more (a non-str, a NUL, an empty caption or trailing whitespace, a token that can
-        cross a space, an end that depends on the next caption)."""
+        cross a space, an end that depends on the next caption). `followed`: the list is a run of a longer
+        one, so its last caption ends before another line, not at the end of the stream."""
         try:
             joined = "\0 ".join(captions) + "\0"  # marks each caption's last chunk, scanned with end context
         except TypeError:
@@ -696,17 +708,56 @@ class PTBTokenizer:
         if joined.count("\0") != len(captions) or _NEEDS_FULL_SCAN.search(joined):
             return None
         words, cache = joined.split(), self._word_cache
-        final = words.pop()
+        final = words[-1] if followed else words.pop()
         if final == "\0" or "\0" in words:  # a lone mark: an empty caption or one ending in whitespace
             return None
         try:
             parts = list(map(cache.__getitem__, words))
-        except KeyError:
-            parts = [cache[w] if w in cache else self._word_entry(w) for w in words]
+        except KeyError:  # new chunks, in order of first appearance (which numbers new tokens)
+            fresh = {word: self._word_entry(word) for word in dict.fromkeys(words) if word not in cache}
+            if any(word not in cache for word in fresh):  # a full cache: a bigger one for this call only
+                cache = {**cache, **fresh}
+            parts = list(map(cache.__getitem__, words))
         if None in parts:
             return None
+        if followed:
+            return np.fromiter(chain.from_iterable(parts), dtype=np.int64)[:-1]
         parts.append(self._ids(self._eof_chunk(final[:-1])))
         return np.fromiter(chain.from_iterable(parts), dtype=np.int64)
+
+    def _run_word_ids(self, captions: list) -> np.ndarray:
+        """`word_ids` of a list the one-pass path cannot take whole: the captions that need the stream (a token
+        that can cross a space, an end that depends on the next line, an empty one, trailing whitespace, a NUL)
+        scanned in place, with any later captions their tokens run into; the runs between them through
+        `_fast_word_ids` (or, where it still declines, caption by caption)."""
+        if not all(isinstance(caption, str) for caption in captions):
+            self._tokenize_list(captions)  # raises the error that names the caption
+        starts = list(accumulate((len(caption) + 2 for caption in captions), initial=0))
+        hard = {bisect_right(starts, m.start()) - 1 for m in _NEEDS_FULL_SCAN.finditer("\0 ".join(captions))}
+        cache, n = self._word_cache, len(captions)
+        for i, caption in enumerate(captions):
+            if i in hard:
+                continue
+            if not caption or caption[-1].isspace() or "\0" in caption:
+                hard.add(i)
+            elif i + 1 < n:
+                tail = caption.rsplit(None, 1)[-1] + "\0"
+                if (cache[tail] if tail in cache else self._word_entry(tail)) is None:
+                    hard.add(i)
+        streams, pieces, i = [], [], 0
+        for h in [*sorted(hard), n]:
+            if h < i:  # already read: an earlier caption's tokens ran into it
+                continue
+            if i < h:
+                ids = self._fast_word_ids(captions[i:h], followed=h < n)
+                pieces += [ids] if ids is not None else self._tokenize_list(captions, self._parts_ids, i, h, streams)
+            if h < n:
+                lines = self._tokenize_list(captions, self._parts_ids, h, h + 1, streams)
+                pieces += lines
+                h += len(lines) - 1
+            i = h + 1
+        zero = np.zeros(1, dtype=np.int64)
+        return np.concatenate([part for piece in pieces for part in (zero, np.asarray(piece, dtype=np.int64))])[1:]
 
     def word_ids(self, captions: Iterable[str]) -> np.ndarray:
         """Token ids of many captions end to end, one 0 between consecutive captions (ids are this
@@ -716,11 +767,10 @@ class PTBTokenizer:
         another; a caller interleaving them sees the same tokens except where a caption's end depends on
         the next caption.)"""
         captions = captions if isinstance(captions, list) else list(captions)
-        fast = self._fast_word_ids(captions) if captions else None
-        if fast is not None:
-            return fast
-        flat = chain.from_iterable(chain((0,), ids) for ids in self._tokenize_list(captions, self._parts_ids))
-        return np.fromiter(flat, dtype=np.int64)[1:]
+        if not captions:
+            return np.zeros(0, dtype=np.int64)
+        fast = self._fast_word_ids(captions)
+        return fast if fast is not None else self._run_word_ids(captions)
 
     def _parts_ids(self, parts) -> tuple[int, ...]:
         cache, out = self._part_ids, []
