@@ -304,28 +304,31 @@ def test_fast_path_equals_in_stream_scan():
         assert _from_ids(tok, tok.word_ids(captions)) == [" ".join(s.split()) for s in tok(captions)], captions
 
 
-def test_runs_between_captions_that_need_the_stream(monkeypatch):
-    """A list the one-pass path declines as a whole: the runs of ordinary captions between the others go through
-    it, the others are scanned in place; the tokens must be those of scanning every caption in place, whatever
+def test_captions_that_need_the_stream_are_spliced_into_the_one_pass_ids(monkeypatch):
+    """A list with captions the chunk cache cannot give: those are scanned in place and spliced in, the rest
+    comes from one pass over the list; the tokens must be those of scanning every caption in place, whatever
     stands at the boundaries (an end that depends on the next line, a tag that runs into it, empty captions)."""
     tok = PTBTokenizer()
-    runs = []
-    fast = tok._fast_word_ids
-    monkeypatch.setattr(tok, "_fast_word_ids", lambda c, followed=False: runs.append(out := fast(c, followed)) or out)
-    plain = [c for c in CORPUS if tok._fast_word_ids([c]) is not None] + ["x I.", "Gate No.", "a dog", "No"]
+    in_place = []
+    scan = tok._tokenize_list
+    monkeypatch.setattr(tok, "_tokenize_list", lambda c, f=None, start=0, stop=None, streams=None: in_place.append(
+        (start, stop)) or scan(c, f, start, stop, streams))
+    plain = [c for c in CORPUS if c == c.strip() and not ptb_tokenizer._NEEDS_FULL_SCAN.search(c)]
+    plain += ["x I.", "Gate No.", "a dog", "No"]
     hard = ["call 800 555 1212 now", "The man", "5 dogs", "5", "", "  ", "trailing ", 'x <a b="y', 'z"> w', "a . . . b",
-            "x I. The dog", "nul\0here", "1 2", "x :)"]
+            "x I. The dog", "1 2", "x :)"]
     rng = random.Random(0)
-    for _ in range(60):
+    for _ in range(80):
         captions = [rng.choice(hard if rng.random() < 0.3 else plain) for _ in range(rng.randint(1, 14))]
-        runs.clear()
         got = _from_ids(tok, tok.word_ids(captions))
         assert got == [" ".join(s.split()) for s in _in_stream(captions)], captions
-    runs.clear()
-    captions = plain[:5] + ["1 2"] + plain[5:9] + ["x I.", "1 2"] + plain[9:12]
+    in_place.clear()
+    captions = plain[:5] + ["1 2"] + plain[5:9] + ["x I.", "a cat", "trailing "] + plain[9:12] + ["x I."]
     assert _from_ids(tok, tok.word_ids(captions)) == [" ".join(s.split()) for s in _in_stream(captions)]
-    # the whole list declined; the first and last runs taken; the middle one ends in "I." before a line: declined
-    assert [r is not None for r in runs] == [False, True, False, True]
+    # scanned in place: the phone-like number, "I." before a line (not at the end of the stream), trailing space
+    assert in_place == [(5, 6), (10, 11), (12, 13)]
+    for captions in (plain[:3] + ['x <a b="y', 'z"> w'] + plain[3:5], ["a nul\0 here", "b"]):  # a tag over a line
+        assert _from_ids(tok, tok.word_ids(captions)) == [" ".join(s.split()) for s in _in_stream(captions)]
 
 
 @requires_java

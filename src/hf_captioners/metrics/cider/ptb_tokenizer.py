@@ -564,6 +564,17 @@ class _Stream:
         return [_finish_line(line) for line in _lower(_from_java(" ".join(raw))).split("\n")]
 
 
+def _positions(items: list, value) -> list[int]:
+    """Where `value` is in `items` (`list.index` scans at C speed; the value is rare)."""
+    out, k = [], -1
+    try:
+        while True:
+            k = items.index(value, k + 1)
+            out.append(k)
+    except ValueError:
+        return out
+
+
 def _new_stream(captions: list, streams: list) -> _Stream:
     streams.append(_Stream(captions))
     return streams[0]
@@ -696,68 +707,18 @@ class PTBTokenizer:
                 out = self._store(self._mid_ids, word, self._ids(self._chunk(word)))
         return self._store(self._word_cache, word, out)
 
-    def _fast_word_ids(self, captions: list, followed: bool = False) -> np.ndarray | None:
-        """`word_ids` with one join, one split and one cache lookup per chunk for the whole batch; None where
-        a caption needs more (a non-str, a NUL, an empty caption or trailing whitespace, a token that can
-        cross a space, an end that depends on the next caption). `followed`: the list is a run of a longer
-        one, so its last caption ends before another line, not at the end of the stream."""
+    def _chunk_ids(self, words: list) -> list:
+        """Each chunk's ids (a chunk marked with a final NUL ends a caption followed by another: its ids and a 0,
+        or None where they depend on that next caption), new chunks in order of first appearance (which
+        numbers new tokens)."""
+        cache = self._word_cache
         try:
-            joined = "\0 ".join(captions) + "\0"  # marks each caption's last chunk, scanned with end context
-        except TypeError:
-            return None
-        if joined.count("\0") != len(captions) or _NEEDS_FULL_SCAN.search(joined):
-            return None
-        words, cache = joined.split(), self._word_cache
-        final = words[-1] if followed else words.pop()
-        if final == "\0" or "\0" in words:  # a lone mark: an empty caption or one ending in whitespace
-            return None
-        try:
-            parts = list(map(cache.__getitem__, words))
-        except KeyError:  # new chunks, in order of first appearance (which numbers new tokens)
+            return list(map(cache.__getitem__, words))
+        except KeyError:
             fresh = {word: self._word_entry(word) for word in dict.fromkeys(words) if word not in cache}
             if any(word not in cache for word in fresh):  # a full cache: a bigger one for this call only
                 cache = {**cache, **fresh}
-            parts = list(map(cache.__getitem__, words))
-        if None in parts:
-            return None
-        if followed:
-            return np.fromiter(chain.from_iterable(parts), dtype=np.int64)[:-1]
-        parts.append(self._ids(self._eof_chunk(final[:-1])))
-        return np.fromiter(chain.from_iterable(parts), dtype=np.int64)
-
-    def _run_word_ids(self, captions: list) -> np.ndarray:
-        """`word_ids` of a list the one-pass path cannot take whole: the captions that need the stream (a token
-        that can cross a space, an end that depends on the next line, an empty one, trailing whitespace, a NUL)
-        scanned in place, with any later captions their tokens run into; the runs between them through
-        `_fast_word_ids` (or, where it still declines, caption by caption)."""
-        if not all(isinstance(caption, str) for caption in captions):
-            self._tokenize_list(captions)  # raises the error that names the caption
-        starts = list(accumulate((len(caption) + 2 for caption in captions), initial=0))
-        hard = {bisect_right(starts, m.start()) - 1 for m in _NEEDS_FULL_SCAN.finditer("\0 ".join(captions))}
-        cache, n = self._word_cache, len(captions)
-        for i, caption in enumerate(captions):
-            if i in hard:
-                continue
-            if not caption or caption[-1].isspace() or "\0" in caption:
-                hard.add(i)
-            elif i + 1 < n:
-                tail = caption.rsplit(None, 1)[-1] + "\0"
-                if (cache[tail] if tail in cache else self._word_entry(tail)) is None:
-                    hard.add(i)
-        streams, pieces, i = [], [], 0
-        for h in [*sorted(hard), n]:
-            if h < i:  # already read: an earlier caption's tokens ran into it
-                continue
-            if i < h:
-                ids = self._fast_word_ids(captions[i:h], followed=h < n)
-                pieces += [ids] if ids is not None else self._tokenize_list(captions, self._parts_ids, i, h, streams)
-            if h < n:
-                lines = self._tokenize_list(captions, self._parts_ids, h, h + 1, streams)
-                pieces += lines
-                h += len(lines) - 1
-            i = h + 1
-        zero = np.zeros(1, dtype=np.int64)
-        return np.concatenate([part for piece in pieces for part in (zero, np.asarray(piece, dtype=np.int64))])[1:]
+            return list(map(cache.__getitem__, words))
 
     def word_ids(self, captions: Iterable[str]) -> np.ndarray:
         """Token ids of many captions end to end, one 0 between consecutive captions (ids are this
@@ -765,12 +726,70 @@ class PTBTokenizer:
         (one stream, in this order), without building and re-splitting strings: what the CIDEr-D scorer
         consumes. (pycocoevalcap's CIDEr tokenizes all references as one stream and all predictions as
         another; a caller interleaving them sees the same tokens except where a caption's end depends on
-        the next caption.)"""
+        the next caption.)
+
+        One join, one split and one cache lookup per chunk for the whole list; the few captions that need
+        more (a token that can cross a space, an end that depends on the next line, an empty caption or
+        trailing whitespace) are scanned in place in the stream and spliced in."""
         captions = captions if isinstance(captions, list) else list(captions)
-        if not captions:
-            return np.zeros(0, dtype=np.int64)
-        fast = self._fast_word_ids(captions)
-        return fast if fast is not None else self._run_word_ids(captions)
+        try:
+            joined = "\0 ".join(captions) + "\0"  # marks each caption's last chunk, scanned with end context
+        except TypeError:  # a non-str: the caption-by-caption path names it
+            joined = None
+        if not captions or joined is None or joined.count("\0") != len(captions):  # (or a NUL in a caption)
+            flat = chain.from_iterable(chain((0,), ids) for ids in self._tokenize_list(captions, self._parts_ids))
+            return np.fromiter(flat, dtype=np.int64)[1:]
+        n, streams = len(captions), []
+        hits = [m.start() for m in _NEEDS_FULL_SCAN.finditer(joined)]
+        if not hits:
+            return np.fromiter(chain.from_iterable(self._run(captions, joined, 0, n, streams)), dtype=np.int64)
+        starts = list(accumulate((len(caption) + 2 for caption in captions), initial=0))
+        out, i = [], 0
+        for h in [*sorted({bisect_right(starts, at) - 1 for at in hits}), n]:
+            if h < i:  # already read: an earlier caption's tokens ran into it
+                continue
+            if i < h:
+                out += self._run(captions, joined[starts[i] : starts[h]], i, h, streams)
+            i = self._in_place(captions, h, out, streams) if h < n else n
+        return np.fromiter(chain.from_iterable(out), dtype=np.int64)
+
+    def _run(self, captions: list, text: str, i: int, h: int, streams: list) -> list:
+        """Ids of captions[i:h] (`text`: their part of the marked join) from the chunk cache, with the captions
+        it cannot give (an end that depends on the next line, an empty one, trailing whitespace) scanned in place."""
+        words = text.split()
+        final = words.pop() if h == len(captions) else None  # the end of the stream
+        parts = self._chunk_ids(words)
+        odd = _positions(parts, None) + _positions(words, "\0")
+        if not odd and final != "\0":
+            if final is not None:
+                parts.append(self._ids(self._eof_chunk(final[:-1])))
+            return parts
+        marks = [k for k, word in enumerate(words) if word[-1] == "\0"]  # the last chunk of captions i, i + 1, ...
+        hard = {i + bisect_left(marks, k) for k in odd} | ({h - 1} if final == "\0" else set())
+
+        def first_word(c: int) -> int:
+            return 0 if c == i else len(words) if c == h else marks[c - i - 1] + 1
+
+        out, j = [], i
+        for c in [*sorted(hard), h]:
+            if c < j:
+                continue
+            if j < c:
+                out += parts[first_word(j) : first_word(c)]
+                if c == h and final is not None:
+                    out.append(self._ids(self._eof_chunk(final[:-1])))
+            j = self._in_place(captions, c, out, streams) if c < h else h
+        return out
+
+    def _in_place(self, captions: list, i: int, out: list, streams: list) -> int:
+        """Appends the ids of caption `i` scanned in place (and of later captions its tokens run into) to `out`;
+        returns the next caption to read."""
+        lines = self._tokenize_list(captions, self._parts_ids, i, i + 1, streams)
+        for line in lines:
+            out += (line, (0,))
+        if i + len(lines) == len(captions):
+            out.pop()
+        return i + len(lines)
 
     def _parts_ids(self, parts) -> tuple[int, ...]:
         cache, out = self._part_ids, []
