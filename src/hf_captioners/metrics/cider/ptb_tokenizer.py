@@ -33,9 +33,9 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Iterable
-from itertools import accumulate, chain
+from itertools import accumulate, chain, compress, count, repeat
 
 import numpy as np
 
@@ -600,7 +600,6 @@ class PTBTokenizer:
         self._part_ids: dict[str, tuple[int, ...]] = {}  # a chunk's (or line's) tokens -> ids
         self._cache_size = cache_size
         self._vocab: dict[str, int] = {}  # token -> id (1, 2, ...), for word_ids
-        self._mid_ids: dict[str, tuple[int, ...]] = {}
         # chunk -> ids; chunk + "\0" (end of a caption followed by another) -> ids + (0,), or None (_STREAM)
         self._word_cache: dict[str, tuple[int, ...] | None] = {}
 
@@ -698,13 +697,17 @@ class PTBTokenizer:
         return tuple(vocab.setdefault(w, len(vocab) + 1) for w in tokens.split())
 
     def _word_entry(self, word: str) -> tuple[int, ...] | None:
-        if word[-1:] == "\0":
-            tail = self._chunk(word[:-1], True)
-            out = None if tail is _STREAM else self._ids(tail) + (0,)
+        """A chunk's ids; with a final NUL (a caption's end before another line) a 0 after them, or None where
+        they depend on that line."""
+        last = word[-1:] == "\0"
+        chunk = word[:-1] if last else word
+        plain = _plain_word(chunk, last)
+        if plain is not None:  # one token, no scan (the most common chunk)
+            vocab = self._vocab
+            out = (vocab.setdefault(plain, len(vocab) + 1),) + (0,) * last
         else:
-            out = self._mid_ids.get(word)
-            if out is None:
-                out = self._store(self._mid_ids, word, self._ids(self._chunk(word)))
+            tokens = self._chunk(chunk, last)
+            out = None if tokens is _STREAM else self._ids(tokens) + (0,) * last
         return self._store(self._word_cache, word, out)
 
     def _chunk_ids(self, words: list) -> list:
@@ -743,13 +746,13 @@ class PTBTokenizer:
         hits = [m.start() for m in _NEEDS_FULL_SCAN.finditer(joined)]
         if not hits:
             return np.fromiter(chain.from_iterable(self._run(captions, joined, 0, n, streams)), dtype=np.int64)
-        starts = list(accumulate((len(caption) + 2 for caption in captions), initial=0))
+        starts = np.cumsum(np.fromiter(map(len, captions), dtype=np.int64, count=n) + 2)  # where each caption's successor starts
         out, i = [], 0
-        for h in [*sorted({bisect_right(starts, at) - 1 for at in hits}), n]:
+        for h in [*np.unique(np.searchsorted(starts, hits, side="right")).tolist(), n]:
             if h < i:  # already read: an earlier caption's tokens ran into it
                 continue
             if i < h:
-                out += self._run(captions, joined[starts[i] : starts[h]], i, h, streams)
+                out += self._run(captions, joined[starts[i - 1] if i else 0 : starts[h - 1]], i, h, streams)
             i = self._in_place(captions, h, out, streams) if h < n else n
         return np.fromiter(chain.from_iterable(out), dtype=np.int64)
 
@@ -764,7 +767,7 @@ class PTBTokenizer:
             if final is not None:
                 parts.append(self._ids(self._eof_chunk(final[:-1])))
             return parts
-        marks = [k for k, word in enumerate(words) if word[-1] == "\0"]  # the last chunk of captions i, i + 1, ...
+        marks = list(compress(count(), map(str.endswith, words, repeat("\0"))))  # the last chunk of captions i, i + 1, ...
         hard = {i + bisect_left(marks, k) for k in odd} | ({h - 1} if final == "\0" else set())
 
         def first_word(c: int) -> int:
