@@ -223,11 +223,13 @@ def antarctic_model(tiny: bool, shapes: Shapes, device):
 
 @torch.no_grad()
 def original_antarctic(model, processor, pixel_values, device, generate_kwargs: dict | None = None) -> list[str]:
-    """utils.py `generate`: the batch's tables at once, then one image at a time through BART and CLIP
-    (beam 3 / return 3, sampler.py's defaults; `generate_kwargs` add to them, as its flags do)."""
+    """utils.py `generate`: the batch's tables at once (`build_table`, lines 21-50: a softmax over the whole cache,
+    then each image's top k), then one image at a time through BART and CLIP (beam 3 / return 3, sampler.py's
+    defaults; `generate_kwargs` add to them, as its flags do)."""
     image = model.get_image_features(pixel_values)
-    _, indices = model.cache.search(image, model.config.table_top_k)
-    tables = [processor.linearize(row) for row in model.cache.lookup(indices)]
+    similarity = (100.0 * image @ model.cache.embeddings.T.to(image)).softmax(dim=-1)
+    indices = [similarity[i].topk(model.config.table_top_k).indices for i in range(len(image))]
+    tables = [processor.linearize(row) for row in model.cache.lookup(torch.stack(indices))]
     captions = []
     for i, table in enumerate(tables):
         inputs = processor.tokenizer(table, return_tensors="pt").to(device)
