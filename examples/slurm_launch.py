@@ -74,7 +74,8 @@ def sbatch_script(args) -> str:
     shared = " ".join('"$MAIN_IP"' if part == "$MAIN_IP" else shlex.quote(part) for part in launch_options(args, "$MAIN_IP"))
     body = [
         "set -euo pipefail",
-        'MAIN_IP=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        # sed reads every line: `head -n 1` would exit early, scontrol die of SIGPIPE and pipefail end the job
+        'MAIN_IP=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)',
         "export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}",
         # the quoted program is expanded on each node (its own SLURM_NODEID); the shared options are its "$@"
         "srun --kill-on-bad-exit=1 bash -c 'exec accelerate launch --machine_rank \"$SLURM_NODEID\" \"$@\"' _ " + shared,

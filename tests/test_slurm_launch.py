@@ -38,7 +38,8 @@ def test_rendered_script_runs_one_accelerate_launch_per_node(slurm, tmp_path):
     assert "#SBATCH --nodes=2" in script.read_text() and "#SBATCH --ntasks-per-node=1" in script.read_text()
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    _stub(bin_dir, "scontrol", "#!/bin/bash\nprintf 'gpu-a01\\ngpu-a02\\n'\n")
+    # a big allocation's node list: more than a pipe holds, so a reader that stops at the first line breaks the job
+    _stub(bin_dir, "scontrol", "#!/bin/bash\nprintf 'gpu-a01\\ngpu-a02\\n'\nseq -f 'gpu-b%g' 3 20000\n")
     # srun: run the task once per node, as SLURM does with --ntasks-per-node=1, each with its own SLURM_NODEID
     _stub(bin_dir, "srun", "#!/bin/bash\nshift\nfor i in 0 1; do SLURM_NODEID=$i \"$@\" || exit 1; done\n")
     _stub(bin_dir, "accelerate", f"#!{sys.executable}\nimport json, os, sys\n"
