@@ -385,8 +385,8 @@ if __name__ == "__main__" and sys.argv[1:] == ["--write-corpus"]:
 
 
 def test_plain_words_skip_the_scan_and_agree_with_it():
-    """The scan-free path for ASCII-letter chunks (perhaps in double quotes, perhaps followed by , . ... ? !)
-    must give the scanner's tokens in the middle of a caption, whatever chunk follows, and at its end, whatever
+    """The scan-free path for chunks of ASCII letters or digits (perhaps in double quotes or parentheses, perhaps
+    followed by , . ... ? !) must give the scanner's tokens in the middle of a caption, whatever chunk follows, and at its end, whatever
     line follows; split words, abbreviations before a period and one-letter / abbreviation-like endings go
     through the scanner."""
     import random
@@ -396,8 +396,8 @@ def test_plain_words_skip_the_scan_and_agree_with_it():
 
     rng = random.Random(0)
     letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    words = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 9))) for _ in range(2000)]
-    words += ["cannot", "CanNot", "gonna", "Gotta", "lemme", "gimme", "wanna", "I", "a", "No", "nos", "Figs", "pp",
+    random_words = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 9))) for _ in range(1500)]
+    words = ["cannot", "CanNot", "gonna", "Gotta", "lemme", "gimme", "wanna", "I", "a", "No", "nos", "Figs", "pp",
               "op", "ca", "Art", "www", "http", "com", "mr", "Mrs", "etc", "dont", "wont", "cant", "isnt", "nt", "y",
               "xx", "tis", "twas", "EU", "USA", "eg", "ie"]
     # every word of the lexer's abbreviation rules, with and without a final "s", as written and in other cases
@@ -405,11 +405,13 @@ def test_plain_words_skip_the_scan_and_agree_with_it():
     for name in re.findall("[A-Za-z]+", rules):
         for form in {name, name.rstrip("s")} - {""}:
             words += [form, form.lower(), form.upper(), form.capitalize()]
-    middle_next = (" \n", " The x", " x", " X", " 5", " <b>", ' "x"', " (x)", " ,", " .")
+    words += [str(rng.randint(0, 10 ** rng.randint(1, 6))) for _ in range(300)] + ["0", "00", "5", "1882", "2026"]
+    middle_next = (" \n", " The x", " x", " X", " 5", " <b>", ' "x"', " (x)", " ,", " .", " )", " -x")
+    forms = [(left, right, tail) for left in ("", '"', "(") for right in ("", '"', ")") for tail in ("", ",", ".", "...", "?", "!")]
     checked = 0
-    for word in words:
-        for chunk in (word, word + ",", word + ".", word + "...", word + "?", word + "!", f'"{word}"', f'"{word}".',
-                      f'"{word}"?', f'"{word}', f'{word}"', f'{word}",'):
+    # every form of the special words and of numbers; six random forms of each random word
+    for word, word_forms in [(w, forms) for w in dict.fromkeys(words)] + [(w, rng.sample(forms, 6)) for w in random_words]:
+        for chunk in [left + word + right + tail for left, right, tail in word_forms]:
             mid = _plain_word(chunk, last=False)
             if mid is not None:
                 for nxt in middle_next:
@@ -422,6 +424,7 @@ def test_plain_words_skip_the_scan_and_agree_with_it():
     assert checked > 20000
     assert _plain_word("cannot", False) is None and _plain_word("I", True) is None and _plain_word("Inc.", False) is None
     assert _plain_word("dog.", False) == "dog" and _plain_word('"Mr"', False) == "mr" and _plain_word("Mr.", False) is None
+    assert _plain_word("(Dog)!", False) == "-lrb- dog -rrb-" and _plain_word("(xx)", False) is None
 
 
 def test_first_character_dispatch_gives_the_tokens_of_trying_every_rule(monkeypatch):
