@@ -385,10 +385,10 @@ if __name__ == "__main__" and sys.argv[1:] == ["--write-corpus"]:
 
 
 def test_plain_words_skip_the_scan_and_agree_with_it():
-    """The scan-free path for chunks of ASCII letters or digits (perhaps in double quotes or parentheses, perhaps
-    followed by , . ... ? !) must give the scanner's tokens in the middle of a caption, whatever chunk follows, and at its end, whatever
-    line follows; split words, abbreviations before a period and one-letter / abbreviation-like endings go
-    through the scanner."""
+    """The scan-free path for chunks of ASCII letters (hyphenated or not) or digits, perhaps with 's, perhaps in
+    double quotes or parentheses, perhaps followed by , . ... ? ! must give the scanner's tokens in the middle of a
+    caption, whatever chunk follows, and at its end, whatever line follows; split words, abbreviations before a
+    period and one-letter / abbreviation-like endings go through the scanner."""
     import random
 
     from hf_captioners.metrics.cider import ptb_tokenizer as ptb
@@ -396,22 +396,31 @@ def test_plain_words_skip_the_scan_and_agree_with_it():
 
     rng = random.Random(0)
     letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    random_words = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 9))) for _ in range(1500)]
+
+    def random_word() -> str:
+        return "".join(rng.choice(letters) for _ in range(rng.randint(1, 9)))
+
     words = ["cannot", "CanNot", "gonna", "Gotta", "lemme", "gimme", "wanna", "I", "a", "No", "nos", "Figs", "pp",
-              "op", "ca", "Art", "www", "http", "com", "mr", "Mrs", "etc", "dont", "wont", "cant", "isnt", "nt", "y",
-              "xx", "tis", "twas", "EU", "USA", "eg", "ie"]
+             "op", "ca", "Art", "www", "http", "com", "mr", "Mrs", "etc", "dont", "wont", "cant", "isnt", "nt", "y",
+             "xx", "tis", "twas", "EU", "USA", "eg", "ie", "o", "d", "l", "j", "Joe", "bea", "n"]
     # every word of the lexer's abbreviation rules, with and without a final "s", as written and in other cases
     rules = re.sub(r"\(\?i?:|[()?\\]", "", "|".join((ptb.ABBREV1, ptb.ABBREV3, ptb.ABBREV4)))
     for name in re.findall("[A-Za-z]+", rules):
         for form in {name, name.rstrip("s")} - {""}:
             words += [form, form.lower(), form.upper(), form.capitalize()]
     words += [str(rng.randint(0, 10 ** rng.randint(1, 6))) for _ in range(300)] + ["0", "00", "5", "1882", "2026"]
+    parts = ["pro", "anti", "non", "EU", "Canada", "U", "S", "cannot", "x", "o", "l", "d", "co", "Inc", "re"]
+    hyphenated = ["-".join(rng.choice(parts) if rng.random() < 0.3 else random_word() for _ in range(rng.randint(2, 3)))
+                  for _ in range(600)] + ["pro-x", "anti-war", "non-U", "x-ray", "e-mail", "co-op", "Inc-x", "U-S"]
     middle_next = (" \n", " The x", " x", " X", " 5", " <b>", ' "x"', " (x)", " ,", " .", " )", " -x")
-    forms = [(left, right, tail) for left in ("", '"', "(") for right in ("", '"', ")") for tail in ("", ",", ".", "...", "?", "!")]
+    forms = [(left, possessive, right, tail) for left in ("", '"', "(") for possessive in ("", "'s")
+             for right in ("", '"', ")") for tail in ("", ",", ".", "...", "?", "!")]
+    bare = [form for form in forms if not form[0] and not form[2]]  # where a period could be an abbreviation's
     checked = 0
-    # every form of the special words and of numbers; six random forms of each random word
-    for word, word_forms in [(w, forms) for w in dict.fromkeys(words)] + [(w, rng.sample(forms, 6)) for w in random_words]:
-        for chunk in [left + word + right + tail for left, right, tail in word_forms]:
+    cases = [(w, bare + rng.sample(forms, 12)) for w in dict.fromkeys(words)]
+    cases += [(w, rng.sample(forms, 12)) for w in hyphenated] + [(random_word(), rng.sample(forms, 6)) for _ in range(1500)]
+    for word, word_forms in cases:
+        for chunk in [left + word + possessive + right + tail for left, possessive, right, tail in word_forms]:
             mid = _plain_word(chunk, last=False)
             if mid is not None:
                 for nxt in middle_next:
@@ -421,10 +430,11 @@ def test_plain_words_skip_the_scan_and_agree_with_it():
             if end is not None:
                 for nxt in ("\n\n", *_NEXT_LINES):
                     assert end == _finish(_scan(chunk + nxt, 0, len(chunk))[0]), (chunk, nxt)
-    assert checked > 20000
+    assert checked > 25000
     assert _plain_word("cannot", False) is None and _plain_word("I", True) is None and _plain_word("Inc.", False) is None
     assert _plain_word("dog.", False) == "dog" and _plain_word('"Mr"', False) == "mr" and _plain_word("Mr.", False) is None
     assert _plain_word("(Dog)!", False) == "-lrb- dog -rrb-" and _plain_word("(xx)", False) is None
+    assert _plain_word("Sea-Lion's,", False) == "sea-lion 's"
 
 
 def test_first_character_dispatch_gives_the_tokens_of_trying_every_rule(monkeypatch):

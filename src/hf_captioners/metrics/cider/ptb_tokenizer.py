@@ -494,28 +494,28 @@ def _finish_line(line: str) -> str:
     return " ".join(w for w in line.rstrip().split(" ") if w not in PUNCTUATIONS)
 
 
-_PLAIN_CHUNK = re.compile(r'(["(]?)([A-Za-z]+|[0-9]+)([")]?)(,|\.|\.\.\.|[?!])?')
+_PLAIN_CHUNK = re.compile(r'(["(]?)([A-Za-z]+(?:-[A-Za-z]+)*|[0-9]+)(\'s)?([")]?)(,|\.|\.\.\.|[?!])?')
 _SPLIT_WORDS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])  # the rules that split letters
 _ABBREVIATION = re.compile(f"{ABBREV1}|{ABBREV3}|{ABBREV4}\\.")  # a word whose "." can stay on it
-_WRAP = {"": "", '"': "", "(": "-lrb- ", ")": " -rrb-"}  # quotes and the tail are punctuation, filtered out
+_WRAP = {None: "", "": "", '"': "", "(": "-lrb- ", ")": " -rrb-", "'s": " 's"}  # quotes, tails: punctuation
 
 
 def _plain_word(chunk: str, last: bool) -> str | None:
-    """The tokens of the most common chunks without a scan: ASCII letters or digits, perhaps in double quotes or
-    parentheses, perhaps followed by one of , . ... ? !: the word lower-cased (between "-lrb-" and "-rrb-" for
-    parentheses), unless a rule splits it, its "." could be an abbreviation's, "(xx)" is a smiley or, at a
-    caption's end, the next line could change it. `tests/test_metrics_ptb_tokenizer.py` checks this against
-    the scanner."""
+    """The tokens of the most common chunks without a scan: ASCII letters (hyphenated or not) or digits, perhaps
+    with 's, perhaps in double quotes or parentheses, perhaps followed by one of , . ... ? !: the word lower-cased
+    (then 's; between "-lrb-" and "-rrb-" for parentheses), unless a rule splits it, its "." could be an
+    abbreviation's, "(xx)" is a smiley or, at a caption's end, the next line could change it.
+    `tests/test_metrics_ptb_tokenizer.py` checks this against the scanner."""
     match = _PLAIN_CHUNK.fullmatch(chunk)
     if match is None:
         return None
-    left, word, right, tail = match.groups()
+    left, word, possessive, right, tail = match.groups()
     lower = word.lower()
     if (lower in _SPLIT_WORDS or (last and _LAST_TOKEN_MAY_DEPEND.fullmatch(word) is not None)
             or (tail is not None and tail[0] == "." and _ABBREVIATION.fullmatch(word + ".") is not None)
             or (left == "(" and word == "xx" and right == ")")):
         return None
-    return _WRAP[left] + lower + _WRAP[right]
+    return _WRAP[left] + lower + _WRAP[possessive] + _WRAP[right]
 
 
 def _last_token_may_depend(raw: list[str]) -> bool:
