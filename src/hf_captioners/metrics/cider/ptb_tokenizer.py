@@ -35,7 +35,7 @@ import sys
 import unicodedata
 from bisect import bisect_left
 from collections.abc import Iterable
-from itertools import accumulate, chain, compress, count, repeat
+from itertools import accumulate, chain
 
 import numpy as np
 
@@ -750,7 +750,7 @@ class PTBTokenizer:
         n, streams = len(captions), []
         hits = [m.start() for m in _NEEDS_FULL_SCAN.finditer(joined)]
         if not hits:
-            return np.fromiter(chain.from_iterable(self._run(captions, joined, 0, n, streams)), dtype=np.int64)
+            return np.concatenate(self._run(captions, joined, 0, n, streams))
         starts = np.cumsum(np.fromiter(map(len, captions), dtype=np.int64, count=n) + 2)  # where each caption's successor starts
         out, i = [], 0
         for h in [*np.unique(np.searchsorted(starts, hits, side="right")).tolist(), n]:
@@ -759,44 +759,43 @@ class PTBTokenizer:
             if i < h:
                 out += self._run(captions, joined[starts[i - 1] if i else 0 : starts[h - 1]], i, h, streams)
             i = self._in_place(captions, h, out, streams) if h < n else n
-        return np.fromiter(chain.from_iterable(out), dtype=np.int64)
+        return np.concatenate(out)
 
-    def _run(self, captions: list, text: str, i: int, h: int, streams: list) -> list:
+    def _run(self, captions: list, text: str, i: int, h: int, streams: list) -> list[np.ndarray]:
         """Ids of captions[i:h] (`text`: their part of the marked join) from the chunk cache, with the captions
         it cannot give (an end that depends on the next line, an empty one, trailing whitespace) scanned in place."""
         words = text.split()
         final = words.pop() if h == len(captions) else None  # the end of the stream
         parts = self._chunk_ids(words)
         odd = _positions(parts, None) + _positions(words, "\0")
+        for k in odd:
+            parts[k] = (-1, 0)  # a placeholder, then the caption's 0
+        if final is not None and final != "\0":
+            parts.append(self._ids(self._eof_chunk(final[:-1])))
+        ids = np.fromiter(chain.from_iterable(parts), dtype=np.int64)
         if not odd and final != "\0":
-            if final is not None:
-                parts.append(self._ids(self._eof_chunk(final[:-1])))
-            return parts
-        marks = list(compress(count(), map(str.endswith, words, repeat("\0"))))  # the last chunk of captions i, i + 1, ...
-        hard = {i + bisect_left(marks, k) for k in odd} | ({h - 1} if final == "\0" else set())
+            return [ids]
+        ends = np.flatnonzero(ids == 0)  # where captions i, i + 1, ... end (but the list's last)
+        hard = set(np.searchsorted(ends, np.flatnonzero(ids == -1)).tolist()) | ({h - 1 - i} if final == "\0" else set())
 
-        def first_word(c: int) -> int:
-            return 0 if c == i else len(words) if c == h else marks[c - i - 1] + 1
+        def start(c: int) -> int:  # of caption i + c in `ids`
+            return int(ends[c - 1]) + 1 if c else 0
 
-        out, j = [], i
-        for c in [*sorted(hard), h]:
-            if c < j:
-                continue
+        out, j = [], 0
+        for c in sorted(hard):
             if j < c:
-                out += parts[first_word(j) : first_word(c)]
-                if c == h and final is not None:
-                    out.append(self._ids(self._eof_chunk(final[:-1])))
-            j = self._in_place(captions, c, out, streams) if c < h else h
+                out.append(ids[start(j) : start(c)])
+            j = self._in_place(captions, i + c, out, streams) - i
+        out.append(ids[start(j) :] if j < h - i else ids[:0])
         return out
 
     def _in_place(self, captions: list, i: int, out: list, streams: list) -> int:
-        """Appends the ids of caption `i` scanned in place (and of later captions its tokens run into) to `out`;
-        returns the next caption to read."""
+        """Appends the ids of caption `i` scanned in place (and of later captions its tokens run into) to `out`,
+        each with the 0 after it but for the list's last; returns the next caption to read."""
         lines = self._tokenize_list(captions, self._parts_ids, i, i + 1, streams)
-        for line in lines:
-            out += (line, (0,))
-        if i + len(lines) == len(captions):
-            out.pop()
+        last = i + len(lines) == len(captions)
+        out += [np.asarray(line + (0,) if k + 1 < len(lines) or not last else line, dtype=np.int64)
+                for k, line in enumerate(lines)]
         return i + len(lines)
 
     def _parts_ids(self, parts) -> tuple[int, ...]:
