@@ -389,8 +389,6 @@ def test_plain_words_skip_the_scan_and_agree_with_it():
     double quotes or parentheses, perhaps followed by , . ... ? ! must give the scanner's tokens in the middle of a
     caption, whatever chunk follows, and at its end, whatever line follows; split words, abbreviations before a
     period and one-letter / abbreviation-like endings go through the scanner."""
-    import random
-
     from hf_captioners.metrics.cider import ptb_tokenizer as ptb
     from hf_captioners.metrics.cider.ptb_tokenizer import _NEXT_LINES, _finish, _plain_word, _scan
 

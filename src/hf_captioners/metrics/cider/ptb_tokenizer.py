@@ -705,7 +705,8 @@ class PTBTokenizer:
         last = word[-1:] == "\0"
         chunk = word[:-1] if last else word
         plain = _plain_word(chunk, last)
-        if plain is not None and " " not in plain:  # one token, no scan (the most common chunk)
+        # the most common chunks skip `_chunk`, whose token-string cache only the string path reads
+        if plain is not None and " " not in plain:  # one token
             vocab = self._vocab
             out = (vocab.setdefault(plain, len(vocab) + 1),) + (0,) * last
         elif plain is not None:
