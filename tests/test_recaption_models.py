@@ -82,6 +82,24 @@ def test_engine_output_equals_model_generate(altogether_dir, tiny_toyworld, tmp_
     assert {r.key: {"altogether": c} for r, c in zip(records, expected)} == got
 
 
+def test_packed_weights_caption_as_the_stock_layers_do(altogether_dir, tiny_toyworld, tmp_path):
+    from hf_captioners.recaption.adapters import load_captioner
+
+    shard = str(tiny_toyworld / "shards" / "train-000001.tar")
+    caption_shards(load_captioner(str(altogether_dir)), [shard], tmp_path / "stock", batch_size=8, num_workers=0,
+                   progress=False)
+    packed = load_captioner(str(altogether_dir), pack_weights=True)
+    linears = [m for m in packed.model.modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all("forward" in m.__dict__ for m in linears)
+    run = subprocess.run([sys.executable, "-m", "hf_captioners.commands", "--log-level", "INFO", "caption-shards",
+                          str(altogether_dir), shard, "--out", str(tmp_path / "packed"), "--pack-weights", "--cpu",
+                          "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"packed {len(linears)} linear layers" in run.stderr
+    stock = json.loads(shard_outputs(tmp_path / "stock", shard)["json"].read_text())
+    assert json.loads(shard_outputs(tmp_path / "packed", shard)["json"].read_text()) == stock and len(stock) == 16
+
+
 def test_records_without_alt_text_are_captioned_with_an_empty_prompt(altogether_dir, tmp_path):
     """As the original infer.py captions records whose `texts` is empty (Altogether trains with prompt dropout)."""
     import io

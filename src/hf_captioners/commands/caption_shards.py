@@ -70,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-candidates", type=int, default=None, help="antarctic: candidates re-ranked by CLIP")
     add_cache_search(parser)
     parser.add_argument("--cpu", action="store_true", help="run on CPU even where a GPU is present")
+    parser.add_argument("--pack-weights", action="store_true",
+                        help="CPU: multiply by oneDNN-packed copies of the fp32 linear weights (faster decoding, "
+                             "equal to rounding; the copies take the weights' memory once more)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: this process (+ DataLoader workers), one rank per accelerate process; ray: a pool "
@@ -173,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             num_candidates=args.num_candidates,
             use_index=use_index(args),
+            pack_weights=args.pack_weights,
         )
     except (OSError, ValueError) as error:
         return _operator_error(error, f"cannot load the model {args.model!r} ({error}): pass a saved Altogether "
@@ -226,7 +230,7 @@ def _run_ray(args: argparse.Namespace, formats: tuple[str, ...], shards: list[st
         factory = LoadCaptioner(args.model, {
             "dtype": args.dtype, "device_map": args.device_map, "generate_kwargs": generate_kwargs_from(args),
             "top_k": args.top_k, "num_candidates": args.num_candidates,
-            "use_index": use_index(args),
+            "use_index": use_index(args), "pack_weights": args.pack_weights,
         })
         try:
             summary = caption_shards_ray(

@@ -82,8 +82,13 @@ class AntarcticShardCaptioner:
 
 def load_captioner(model, processor=None, device: str | torch.device | None = None, dtype=None,
                    device_map: str | dict | None = None, generate_kwargs: dict | None = None,
-                   top_k: int | None = None, num_candidates: int | None = None, use_index: bool | None = None):
-    """A saved folder / Hub id (loaded with trust_remote_code) or an in-memory model -> shard captioner."""
+                   top_k: int | None = None, num_candidates: int | None = None, use_index: bool | None = None,
+                   pack_weights: bool = False):
+    """A saved folder / Hub id (loaded with trust_remote_code) or an in-memory model -> shard captioner.
+
+    `pack_weights`: fp32 linear layers on the CPU multiply by oneDNN-packed copies of their weights (see
+    `hf_captioners.packed_linear`); layers on a GPU are left as they are.
+    """
     from transformers import AutoModel, AutoProcessor
 
     if isinstance(model, str):
@@ -98,6 +103,10 @@ def load_captioner(model, processor=None, device: str | torch.device | None = No
     if device is not None and device_map is None:
         model = model.to(device)
     model.eval()
+    if pack_weights:
+        from hf_captioners.packed_linear import pack_linear_weights
+
+        pack_linear_weights(model)
     adapter = spec_for(model.config.model_type).adapter_class()
     options = {k: v for k, v in {"top_k": top_k, "num_candidates": num_candidates, "use_index": use_index}.items()
                if v is not None}
