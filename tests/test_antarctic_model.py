@@ -127,23 +127,60 @@ def test_batched_caption_equals_one_image_at_a_time(tiny):
     assert grouped == batched
 
 
-def test_beam_search_without_reordering_the_cross_attention_cache_equals_stock_bart(tiny):
-    """The model reorders only the self-attention cache between beam steps; stock BART (same weights) reorders
-    both: sequences and scores must be the same, for padded tables of different lengths."""
+def _stock_bart(model, attn_implementation: str):
+    """A plain BartForConditionalGeneration with the model's BART weights: stock cross-attention and caches."""
+    from transformers import BartForConditionalGeneration
+
+    bart = BartForConditionalGeneration(model.bart.config)
+    bart.load_state_dict(model.bart.state_dict())
+    bart.set_attn_implementation(attn_implementation)
+    return bart.eval()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
+def test_generation_sharing_each_tables_encoder_output_equals_stock_bart(tiny, attn_implementation):
+    """The model keeps one encoder output (and one cross-attention cache) per table and lets the table's beams
+    or candidates attend to it as extra query positions, and reorders only the self-attention cache between
+    beam steps; stock BART (same weights) repeats the encoder output per sequence and reorders both caches.
+    Sequences, scores, sampled candidates and cross-attention weights must be the same, for padded tables of
+    different lengths."""
     model, processor, images = tiny
     tables = AntarcticRetriever.from_model(model, processor).retrieve(model.get_image_features(pixels(processor, images)))[1]
     tables[1] = tables[1].split(",")[0]  # a short table: padding in the batch
     batch = processor(tables=tables)
-    kwargs = {"num_beams": 4, "num_return_sequences": 4, "max_new_tokens": 12, "min_new_tokens": 12,
-              "output_scores": True, "return_dict_in_generate": True}
-    ours = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **kwargs)
-    assert not hasattr(model.bart, "_reorder_cache")
-    stock = model.bart.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                generation_config=model.generation_config, **kwargs)
-    assert torch.equal(ours.sequences, stock.sequences)
-    assert torch.equal(ours.sequences_scores, stock.sequences_scores)
-    moved = [len(set(row[row >= 0].tolist())) > 1 for row in ours.beam_indices]  # a beam continued from another
-    assert any(moved)
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    stock_bart = _stock_bart(model, attn_implementation)
+    model.set_attn_implementation(attn_implementation)
+    try:
+        beam = {"num_beams": 4, "num_return_sequences": 4, "max_new_tokens": 12, "min_new_tokens": 12,
+                "output_scores": True, "return_dict_in_generate": True}
+        ours = model.generate(**inputs, **beam)
+        stock = stock_bart.generate(**inputs, generation_config=model.generation_config, **beam)
+        assert torch.equal(ours.sequences, stock.sequences)
+        torch.testing.assert_close(ours.sequences_scores, stock.sequences_scores, rtol=1e-6, atol=1e-6)
+        moved = [len(set(row[row >= 0].tolist())) > 1 for row in ours.beam_indices]  # a beam continued from another
+        assert any(moved)
+        cross = ours.past_key_values.cross_attention_cache.layers[0].keys
+        assert cross.shape[0] == len(tables) and stock.past_key_values.cross_attention_cache.layers[0].keys.shape[0] == 4 * len(tables)
+
+        sample = {"do_sample": True, "num_beams": 1, "num_return_sequences": 6, "top_p": 0.9, "max_new_tokens": 8}
+        torch.manual_seed(0)
+        ours = model.generate(**inputs, **sample)
+        torch.manual_seed(0)
+        assert torch.equal(ours, stock_bart.generate(**inputs, generation_config=model.generation_config, **sample))
+
+        if attn_implementation == "eager":  # attention weights come back per sequence, as stock BART's
+            greedy = {"num_beams": 2, "num_return_sequences": 2, "max_new_tokens": 4, "return_dict_in_generate": True,
+                      "output_attentions": True}
+            ours = model.generate(**inputs, **greedy)
+            stock = stock_bart.generate(**inputs, generation_config=model.generation_config, **greedy)
+            for step_ours, step_stock in zip(ours.cross_attentions, stock.cross_attentions, strict=True):
+                for a, b in zip(step_ours, step_stock, strict=True):
+                    assert a.shape == b.shape
+                    torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+    finally:
+        model.set_attn_implementation("sdpa")
 
 
 def test_sampling_many_candidates(tiny):

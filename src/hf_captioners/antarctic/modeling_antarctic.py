@@ -20,6 +20,7 @@ from transformers import (
     GenerationMixin,
     PreTrainedModel,
 )
+from transformers.models.bart.modeling_bart import BartAttention
 
 from .configuration_antarctic import AntarcticConfig
 from .pipeline_antarctic import AntarcticCaptionPipeline
@@ -27,9 +28,47 @@ from .retrieval_antarctic import AntarcticCache, CacheError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AntarcticCaptionPipeline", "AntarcticForConditionalGeneration", "AntarcticPreTrainedModel"]
+__all__ = [
+    "AntarcticCaptionPipeline",
+    "AntarcticForConditionalGeneration",
+    "AntarcticPreTrainedModel",
+    "ImageSharedCrossAttention",
+]
 
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+
+
+class ImageSharedCrossAttention(BartAttention):
+    """BART's cross-attention when the encoder output holds one row per image and the decoder one row per beam
+    or candidate (consecutive rows of an image, as `generate` repeats them): an image's rows become extra query
+    positions against its one copy of the keys and values. Cross-attention is not causal, so the result is
+    the same, while the keys and values are computed, cached and read once per image, not once per sequence."""
+
+    def forward(self, hidden_states, key_value_states=None, past_key_values=None, attention_mask=None, **kwargs):
+        rows = hidden_states.shape[0]
+        if key_value_states is None or key_value_states.shape[0] == rows:
+            return super().forward(hidden_states, key_value_states, past_key_values, attention_mask, **kwargs)
+        images, tgt = key_value_states.shape[0], hidden_states.shape[1]
+        if rows % images:
+            raise ValueError(f"{rows} decoder rows cannot share the encoder outputs of {images} inputs")
+        group = rows // images
+        if attention_mask is not None:  # the same padding for every row of an image
+            if attention_mask.shape[0] == rows:
+                attention_mask = attention_mask[::group]
+            if attention_mask.dim() == 4 and attention_mask.shape[2] > 1:
+                attention_mask = attention_mask.repeat(1, 1, group, 1)
+        output, weights = super().forward(hidden_states.reshape(images, group * tgt, -1), key_value_states,
+                                          past_key_values, attention_mask, **kwargs)
+        if weights is not None:
+            weights = weights.unflatten(2, (group, tgt)).transpose(1, 2).flatten(0, 1)
+        return output.reshape(rows, tgt, -1), weights
+
+
+def share_cross_attention_across_sequences(bart: BartForConditionalGeneration) -> None:
+    """Make every decoder layer's cross-attention an `ImageSharedCrossAttention` (same weights and keys)."""
+    for layer in bart.get_decoder().layers:
+        if type(layer.encoder_attn) is BartAttention:
+            layer.encoder_attn.__class__ = ImageSharedCrossAttention
 
 
 class AntarcticPreTrainedModel(PreTrainedModel):
@@ -48,6 +87,7 @@ class AntarcticForConditionalGeneration(AntarcticPreTrainedModel, GenerationMixi
         super().__init__(config)
         self.clip = CLIPModel(config.clip_config)
         self.bart = BartForConditionalGeneration(config.bart_config)
+        share_cross_attention_across_sequences(self.bart)
         self.ngram_cache = None
         self.post_init()
         self.generation_config = self.default_generation_config(config)
@@ -85,6 +125,7 @@ class AntarcticForConditionalGeneration(AntarcticPreTrainedModel, GenerationMixi
         with torch.device("meta"):
             model = cls(config)
         model.clip, model.bart = clip, bart
+        share_cross_attention_across_sequences(bart)
         model.freeze()
         if cache is not None:
             model.set_cache(cache)
@@ -140,10 +181,19 @@ class AntarcticForConditionalGeneration(AntarcticPreTrainedModel, GenerationMixi
             decoder_inputs_embeds=decoder_inputs_embeds, labels=labels, use_cache=use_cache, **kwargs,
         )
 
+    def _expand_inputs_for_generation(self, expand_size=1, is_encoder_decoder=False, input_ids=None, **model_kwargs):
+        """As GenerationMixin's, but the encoder output and its attention mask stay one row per table: the beams
+        or candidates of a table read it through `ImageSharedCrossAttention` instead of `expand_size` copies
+        (BART builds the cross-attention mask with the encoder output's batch size, so the two must agree)."""
+        shared = {key: model_kwargs.pop(key) for key in ("encoder_outputs", "attention_mask") if key in model_kwargs}
+        if is_encoder_decoder and shared.get("encoder_outputs") is None:
+            raise ValueError("If `is_encoder_decoder` is True, make sure that `encoder_outputs` is defined.")
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(expand_size, False, input_ids, **model_kwargs)
+        return input_ids, {**model_kwargs, **shared}
+
     def _reorder_cache(self, past_key_values, beam_idx):
         """Beam search only moves beams within an image, and an image's beams share one cross-attention cache
-        (its table's encoder output, repeated), so only the self-attention cache is reordered: the same values,
-        without copying the cross-attention keys and values every step (transformers 4.x's BART did the same)."""
+        (its table's keys and values, one copy per image), so only the self-attention cache is reordered."""
         if isinstance(past_key_values, EncoderDecoderCache):
             past_key_values.self_attention_cache.reorder_cache(beam_idx)
         else:
