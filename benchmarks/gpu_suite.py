@@ -222,18 +222,24 @@ def antarctic_model(tiny: bool, shapes: Shapes, device):
 
 
 @torch.no_grad()
-def original_antarctic(model, processor, pixel_values, device, generate_kwargs: dict | None = None) -> list[str]:
+def original_antarctic(model, processor, pixel_values, device, generate_kwargs: dict | None = None,
+                       generator=None) -> list[str]:
     """utils.py `generate`: the batch's tables at once (`build_table`, lines 21-50: a softmax over the whole cache,
-    then each image's top k), then one image at a time through BART and CLIP (beam 3 / return 3, sampler.py's
-    defaults; `generate_kwargs` add to them, as its flags do)."""
+    then each image's top k), then one image at a time through BART's own `generate` (lines 87-93, `net.model`:
+    a stock BartForConditionalGeneration; here `model.bart` with the model's generation config, beam 3 / return 3,
+    sampler.py's defaults; `generate_kwargs` add to them, as its flags do) and CLIP (`clip_rescoring`).
+    `generator=model` runs the same loop through this project's `model.generate` instead."""
     image = model.get_image_features(pixel_values)
     similarity = (100.0 * image @ model.cache.embeddings.T.to(image)).softmax(dim=-1)
     indices = [similarity[i].topk(model.config.table_top_k).indices for i in range(len(image))]
     tables = [processor.linearize(row) for row in model.cache.lookup(torch.stack(indices))]
+    options = {"num_beams": 3, "num_return_sequences": 3, **(generate_kwargs or {})}
+    if generator is None:
+        generator, options = model.bart, {"generation_config": model.generation_config, **options}
     captions = []
     for i, table in enumerate(tables):
         inputs = processor.tokenizer(table, return_tensors="pt").to(device)
-        out = model.generate(**inputs, **{"num_beams": 3, "num_return_sequences": 3, **(generate_kwargs or {})})
+        out = generator.generate(**inputs, **options)
         candidates = processor.tokenizer.batch_decode(out, skip_special_tokens=True)
         tokens = processor.clip_tokenize(candidates).to(device)
         text = model.clip.get_text_features(**tokens).pooler_output
