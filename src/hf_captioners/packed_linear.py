@@ -1,10 +1,10 @@
 """Linear layers that multiply by a copy of their weight in oneDNN's blocked layout, for inference on a CPU.
 
 A decoding step multiplies a few rows (the batch) by every weight matrix, so its cost is about one read of the
-weights; torch's default fp32 GEMM on a CPU (MKL's) reads a row-major matrix much slower than oneDNN reads a copy
-reordered once into its own layout, markedly so on AMD CPUs. torch's inductor makes the same reordering when it
-freezes a graph, but its freezing folds the position counter of transformers' static cache into a constant, and
-for fp32 on x86 it picks MKL's packed GEMM, which is not faster; so the reordering is done here, in eager mode.
+weights, and torch's default fp32 CPU GEMM (MKL's) reads a row-major matrix more slowly than oneDNN reads a copy
+reordered once into its own layout (about half as fast on the AMD EPYC this was measured on). torch's inductor
+makes that reordering when it freezes a graph, but its frozen decode step indexed past transformers' static
+cache and aborted, and for fp32 on x86 it picks MKL's packed GEMM, which was not faster; so it is done here.
 
 The copy is refreshed when the weight changes (an optimizer step, `load_state_dict`, a new tensor), and the layer
 computes as before whenever gradients are wanted, the input is not fp32 on the CPU, or oneDNN is missing.
@@ -108,5 +108,8 @@ def pack_linear_weights(model: nn.Module) -> PackedLinearWeights:
         module._packed_weight = _PackedWeight()
         module.forward = types.MethodType(_packed_forward, module)
         packed.append(module)
-    logger.info("packed %d linear layers' weights for oneDNN", len(packed))
+    if packed:
+        logger.info("packed %d linear layers' weights for oneDNN", len(packed))
+    else:
+        logger.warning("pack_linear_weights: no fp32 linear layer on the CPU to pack; the model runs as before")
     return PackedLinearWeights(packed)
