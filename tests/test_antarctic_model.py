@@ -138,13 +138,18 @@ def _stock_bart(model, attn_implementation: str):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("attn_implementation", ["sdpa", "eager"])
-def test_generation_sharing_each_tables_encoder_output_equals_stock_bart(tiny, attn_implementation):
+@pytest.mark.parametrize(("attn_implementation", "folded"), [("sdpa", True), ("eager", True), ("sdpa", False)])
+def test_generation_sharing_each_tables_encoder_output_equals_stock_bart(tiny, attn_implementation, folded, monkeypatch):
     """The model keeps one encoder output (and one cross-attention cache) per table and lets the table's beams
     or candidates attend to it as extra query positions, and reorders only the self-attention cache between
     beam steps; stock BART (same weights) repeats the encoder output per sequence and reorders both caches.
     Sequences, scores, sampled candidates and cross-attention weights must be the same, for padded tables of
-    different lengths."""
+    different lengths. Attention kernels that do not fold (`folded=False`: flash attention's) get the encoder
+    output repeated per sequence inside the layer instead, with the same results."""
+    from hf_captioners.antarctic.modeling_antarctic import ImageSharedCrossAttention
+
+    if not folded:
+        monkeypatch.setattr(ImageSharedCrossAttention, "folds", ())
     model, processor, images = tiny
     tables = AntarcticRetriever.from_model(model, processor).retrieve(model.get_image_features(pixels(processor, images)))[1]
     tables[1] = tables[1].split(",")[0]  # a short table: padding in the batch
@@ -162,7 +167,8 @@ def test_generation_sharing_each_tables_encoder_output_equals_stock_bart(tiny, a
         moved = [len(set(row[row >= 0].tolist())) > 1 for row in ours.beam_indices]  # a beam continued from another
         assert any(moved)
         cross = ours.past_key_values.cross_attention_cache.layers[0].keys
-        assert cross.shape[0] == len(tables) and stock.past_key_values.cross_attention_cache.layers[0].keys.shape[0] == 4 * len(tables)
+        assert cross.shape[0] == (1 if folded else 4) * len(tables)
+        assert stock.past_key_values.cross_attention_cache.layers[0].keys.shape[0] == 4 * len(tables)
 
         sample = {"do_sample": True, "num_beams": 1, "num_return_sequences": 6, "top_p": 0.9, "max_new_tokens": 8}
         torch.manual_seed(0)

@@ -42,7 +42,11 @@ class ImageSharedCrossAttention(BartAttention):
     """BART's cross-attention when the encoder output holds one row per image and the decoder one row per beam
     or candidate (consecutive rows of an image, as `generate` repeats them): an image's rows become extra query
     positions against its one copy of the keys and values. Cross-attention is not causal, so the result is
-    the same, while the keys and values are computed, cached and read once per image, not once per sequence."""
+    the same, while the keys and values are computed, cached and read once per image, not once per sequence.
+    Other attention kernels than eager and SDPA get the encoder output repeated per row, as in stock BART
+    (flash attention reads a padding mask's last columns as the queries' own padding when queries outnumber 1)."""
+
+    folds = ("sdpa", "eager")
 
     def forward(self, hidden_states, key_value_states=None, past_key_values=None, attention_mask=None, **kwargs):
         rows = hidden_states.shape[0]
@@ -52,11 +56,17 @@ class ImageSharedCrossAttention(BartAttention):
         if rows % images:
             raise ValueError(f"{rows} decoder rows cannot share the encoder outputs of {images} inputs")
         group = rows // images
-        if attention_mask is not None:  # the same padding for every row of an image
-            if attention_mask.shape[0] == rows:
-                attention_mask = attention_mask[::group]
-            if attention_mask.dim() == 4 and attention_mask.shape[2] > 1:
-                attention_mask = attention_mask.repeat(1, 1, group, 1)
+        if attention_mask is not None and attention_mask.shape[0] == rows:
+            attention_mask = attention_mask[::group]  # the same padding for every row of an image
+        if self.config._attn_implementation not in self.folds:
+            cached = isinstance(past_key_values, EncoderDecoderCache) and past_key_values.is_updated.get(self.layer_idx)
+            if not cached:  # (once cached, the keys and values are read from the cache, already per row)
+                key_value_states = key_value_states.repeat_interleave(group, dim=0)
+            if attention_mask is not None:
+                attention_mask = attention_mask.repeat_interleave(group, dim=0)
+            return super().forward(hidden_states, key_value_states, past_key_values, attention_mask, **kwargs)
+        if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.shape[2] > 1:
+            attention_mask = attention_mask.repeat(1, 1, group, 1)
         output, weights = super().forward(hidden_states.reshape(images, group * tgt, -1), key_value_states,
                                           past_key_values, attention_mask, **kwargs)
         if weights is not None:
