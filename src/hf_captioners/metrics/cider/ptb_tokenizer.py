@@ -35,7 +35,7 @@ import sys
 import unicodedata
 from bisect import bisect_left
 from collections.abc import Iterable
-from itertools import accumulate, chain
+from itertools import accumulate, chain, filterfalse
 
 import numpy as np
 
@@ -497,6 +497,7 @@ def _finish_line(line: str) -> str:
 _PLAIN_CHUNK = re.compile(r'(["(]?)([A-Za-z]+(?:-[A-Za-z]+)*|[0-9]+)(\'s)?([")]?)(,|\.|\.\.\.|[?!])?')
 _SPLIT_WORDS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])  # the rules that split letters
 _ABBREVIATION = re.compile(f"{ABBREV1}|{ABBREV3}|{ABBREV4}\\.")  # a word whose "." can stay on it
+_ONE_CHAR_TAILS = frozenset(",.?!")
 _WRAP = {None: "", "": "", '"': "", "(": "-lrb- ", ")": " -rrb-", "'s": " 's"}  # quotes, tails: punctuation
 
 
@@ -506,10 +507,14 @@ def _plain_word(chunk: str, last: bool) -> str | None:
     (then 's; between "-lrb-" and "-rrb-" for parentheses), unless a rule splits it, its "." could be an
     abbreviation's, "(xx)" is a smiley or, at a caption's end, the next line could change it.
     `tests/test_metrics_ptb_tokenizer.py` checks this against the scanner."""
-    match = _PLAIN_CHUNK.fullmatch(chunk)
-    if match is None:
-        return None
-    left, word, possessive, right, tail = match.groups()
+    word, tail = (chunk[:-1], chunk[-1]) if chunk[-1:] in _ONE_CHAR_TAILS else (chunk, None)
+    if word.isalpha() and word.isascii():  # ASCII letters, perhaps then one of , . ? !: no regex needed
+        left = possessive = right = None
+    else:
+        match = _PLAIN_CHUNK.fullmatch(chunk)
+        if match is None:
+            return None
+        left, word, possessive, right, tail = match.groups()
     lower = word.lower()
     if (lower in _SPLIT_WORDS or (last and _LAST_TOKEN_MAY_DEPEND.fullmatch(word) is not None)
             or (tail is not None and tail[0] == "." and _ABBREVIATION.fullmatch(word + ".") is not None)
@@ -703,6 +708,10 @@ class PTBTokenizer:
         """A chunk's ids; with a final NUL (a caption's end before another line) a 0 after them, or None where
         they depend on that line."""
         last = word[-1:] == "\0"
+        if not last and word.isalpha() and word.isascii() and word.lower() not in _SPLIT_WORDS:
+            # the commonest chunk, ASCII letters only: its lower-cased self, as `_plain_word` would say
+            vocab = self._vocab
+            return self._store(self._word_cache, word, (vocab.setdefault(word.lower(), len(vocab) + 1),))
         chunk = word[:-1] if last else word
         plain = _plain_word(chunk, last)
         # the most common chunks skip `_chunk`, whose token-string cache only the string path reads
@@ -724,7 +733,7 @@ class PTBTokenizer:
         try:
             return list(map(cache.__getitem__, words))
         except KeyError:
-            fresh = {word: self._word_entry(word) for word in dict.fromkeys(words) if word not in cache}
+            fresh = {word: self._word_entry(word) for word in dict.fromkeys(filterfalse(cache.__contains__, words))}
             if any(word not in cache for word in fresh):  # a full cache: a bigger one for this call only
                 cache = {**cache, **fresh}
             return list(map(cache.__getitem__, words))
