@@ -189,6 +189,17 @@ def test_generation_sharing_each_tables_encoder_output_equals_stock_bart(tiny, a
         model.set_attn_implementation("sdpa")
 
 
+def test_text_embeddings_do_not_depend_on_the_batch_they_are_tokenized_in(tiny):
+    """Candidates are tokenized a batch at a time (so 16,000 of them never sit tokenized at once): the
+    embeddings equal those of one batch padded to the longest text, and an empty list gives an empty matrix."""
+    model, processor, _ = tiny
+    retriever = AntarcticRetriever.from_model(model, processor)
+    texts = ["a", "a red square on a blue ground next to a circle", "blue", "two small green circles", "x"] * 3
+    whole = retriever.encode(texts, batch_size=len(texts))
+    torch.testing.assert_close(retriever.encode(texts, batch_size=2), whole, rtol=1e-5, atol=1e-6)
+    assert retriever.encode([]).shape == (0, model.config.projection_dim)
+
+
 def test_sampling_many_candidates(tiny):
     model, processor, images = tiny
     torch.manual_seed(0)

@@ -499,13 +499,14 @@ class AntarcticRetriever:
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 1024) -> torch.Tensor:
         """Unit-norm CLIP text embeddings [n, D] (float32), for cache entries and for candidates."""
-        device = self.clip.device
-        tokens = self.processor.clip_tokenize(list(texts), max_length=self.clip_max_length)
+        device, texts = self.clip.device, list(texts)
+        if not texts:
+            return torch.zeros(0, self.clip.config.projection_dim)
         chunks = []
-        for start in range(0, tokens["input_ids"].shape[0], batch_size):
-            features = self.clip.get_text_features(
-                input_ids=tokens["input_ids"][start : start + batch_size].to(device),
-                attention_mask=tokens["attention_mask"][start : start + batch_size].to(device)).pooler_output
+        for start in range(0, len(texts), batch_size):  # tokenized a batch at a time: memory flat in len(texts)
+            tokens = self.processor.clip_tokenize(texts[start : start + batch_size], max_length=self.clip_max_length)
+            features = self.clip.get_text_features(input_ids=tokens["input_ids"].to(device),
+                                                   attention_mask=tokens["attention_mask"].to(device)).pooler_output
             chunks.append(torch.nn.functional.normalize(features.float(), dim=-1))
         return torch.cat(chunks)
 
