@@ -56,10 +56,10 @@ def _packed_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
             or weight.dtype != torch.float32 or x.numel() == 0
             or (torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad))):
         return type(self).forward(self, x)
-    packed = self._packed_weight
-    if packed.key != _weight_key(self):
+    packed, key = self._packed_weight, _weight_key(self)
+    if packed.key != key:
         packed.tensor = torch.ops.mkldnn._reorder_linear_weight(_dense_weight(self).contiguous(), None)
-        packed.key = _weight_key(self)
+        packed.key = key
     bias = None if self.bias is None else self.bias.detach()
     y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]).contiguous(), packed.tensor, bias,
                                            "none", [], "")

@@ -56,17 +56,18 @@ class ImageSharedCrossAttention(BartAttention):
         if rows % images:
             raise ValueError(f"{rows} decoder rows cannot share the encoder outputs of {images} inputs")
         group = rows // images
-        if attention_mask is not None and attention_mask.shape[0] == rows:
-            attention_mask = attention_mask[::group]  # the same padding for every row of an image
         if self.config._attn_implementation not in self.folds:
             cached = isinstance(past_key_values, EncoderDecoderCache) and past_key_values.is_updated.get(self.layer_idx)
             if not cached:  # (once cached, the keys and values are read from the cache, already per row)
                 key_value_states = key_value_states.repeat_interleave(group, dim=0)
-            if attention_mask is not None:
+            if attention_mask is not None and attention_mask.shape[0] == images:
                 attention_mask = attention_mask.repeat_interleave(group, dim=0)
             return super().forward(hidden_states, key_value_states, past_key_values, attention_mask, **kwargs)
-        if attention_mask is not None and attention_mask.dim() == 4 and attention_mask.shape[2] > 1:
-            attention_mask = attention_mask.repeat(1, 1, group, 1)
+        if attention_mask is not None:
+            if attention_mask.shape[0] == rows:
+                attention_mask = attention_mask[::group]  # the same padding for every row of an image
+            if attention_mask.dim() == 4 and attention_mask.shape[2] > 1:
+                attention_mask = attention_mask.repeat(1, 1, group, 1)
         output, weights = super().forward(hidden_states.reshape(images, group * tgt, -1), key_value_states,
                                           past_key_values, attention_mask, **kwargs)
         if weights is not None:

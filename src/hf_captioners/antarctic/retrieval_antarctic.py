@@ -501,7 +501,7 @@ class AntarcticRetriever:
         """Unit-norm CLIP text embeddings [n, D] (float32), for cache entries and for candidates."""
         device, texts = self.clip.device, list(texts)
         if not texts:
-            return torch.zeros(0, self.clip.config.projection_dim)
+            return torch.zeros(0, self.clip.config.projection_dim, device=device)
         chunks = []
         for start in range(0, len(texts), batch_size):  # tokenized a batch at a time: memory flat in len(texts)
             tokens = self.processor.clip_tokenize(texts[start : start + batch_size], max_length=self.clip_max_length)

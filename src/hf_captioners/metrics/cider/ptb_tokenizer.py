@@ -708,10 +708,12 @@ class PTBTokenizer:
         """A chunk's ids; with a final NUL (a caption's end before another line) a 0 after them, or None where
         they depend on that line."""
         last = word[-1:] == "\0"
-        if not last and word.isalpha() and word.isascii() and word.lower() not in _SPLIT_WORDS:
+        if not last and word.isalpha() and word.isascii():
             # the commonest chunk, ASCII letters only: its lower-cased self, as `_plain_word` would say
-            vocab = self._vocab
-            return self._store(self._word_cache, word, (vocab.setdefault(word.lower(), len(vocab) + 1),))
+            lower = word.lower()
+            if lower not in _SPLIT_WORDS:
+                vocab = self._vocab
+                return self._store(self._word_cache, word, (vocab.setdefault(lower, len(vocab) + 1),))
         chunk = word[:-1] if last else word
         plain = _plain_word(chunk, last)
         # the most common chunks skip `_chunk`, whose token-string cache only the string path reads
